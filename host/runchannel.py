@@ -1,0 +1,145 @@
+"""The run channel: how a strategy process talks back to the supervisor.
+
+A run authenticates every request with the per-run token the supervisor gave
+it at launch; the token dies with the run, so no strategy can act as another
+one or as the operator. Requests and replies are one JSON object per ZeroMQ
+message::
+
+    request  {"v": 1, "token": "...", "op": "state.items" | "state.set" | "state.delete", ...}
+    reply    {"ok": true, "result": ...} | {"ok": false, "error": {"code": "...", "message": "..."}}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import zmq
+
+from .errors import StateError
+from .store import Store
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MAX_MESSAGE_BYTES",
+    "MAX_STATE_BYTES",
+    "MAX_VALUE_BYTES",
+    "PROTOCOL_VERSION",
+    "RunChannelClient",
+    "RunChannelHandler",
+    "encode_value",
+]
+
+PROTOCOL_VERSION = 1
+MAX_KEY_LENGTH = 200
+MAX_VALUE_BYTES = 64 * 1024
+MAX_STATE_BYTES = 1024 * 1024
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
+def encode_value(key: object, value: object) -> str:
+    """Validate a ctx.state key and value; return the value as JSON text."""
+    if not isinstance(key, str) or not key:
+        raise StateError(f"ctx.state keys must be non-empty strings, got {key!r}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise StateError(f"ctx.state key {key[:40]!r}… is {len(key)} characters; the limit is {MAX_KEY_LENGTH}")
+    try:
+        encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StateError(f"ctx.state[{key!r}] must be JSON-serialisable: {exc}") from None
+    if len(encoded) > MAX_VALUE_BYTES:
+        raise StateError(f"ctx.state[{key!r}] is {len(encoded)} bytes as JSON; the limit is {MAX_VALUE_BYTES}")
+    return encoded
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+class RunChannelHandler:
+    """Supervisor side: answers one request at a time (no I/O of its own but the store)."""
+
+    def __init__(self, store: Store, token_owner: Callable[[str], str | None]) -> None:
+        self._store = store
+        self._owner = token_owner
+
+    def handle(self, payload: bytes) -> bytes:
+        return json.dumps(self._reply(payload)).encode()
+
+    def _reply(self, payload: bytes) -> dict[str, Any]:
+        if len(payload) > MAX_MESSAGE_BYTES:
+            return _error("TOO_LARGE", f"message is {len(payload)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+        try:
+            request = json.loads(payload)
+        except (UnicodeDecodeError, ValueError):
+            return _error("MALFORMED", "message is not a JSON object")
+        if not isinstance(request, dict):
+            return _error("MALFORMED", "message is not a JSON object")
+        if request.get("v") != PROTOCOL_VERSION:
+            return _error("VERSION", f"unsupported protocol version {request.get('v')!r}; this supervisor speaks {PROTOCOL_VERSION}")
+        token = request.get("token")
+        name = self._owner(token) if isinstance(token, str) else None
+        if name is None:
+            return _error("UNAUTHENTICATED", "unknown or expired run token")
+        try:
+            return {"ok": True, "result": self._dispatch(name, request)}
+        except StateError as exc:
+            return _error("STATE", str(exc))
+
+    def _dispatch(self, name: str, request: Mapping[str, Any]) -> Any:
+        op = request.get("op")
+        if op == "state.items":
+            return self._store.kv_items(name)
+        if op == "state.set":
+            key = request.get("key")
+            encoded = encode_value(key, request.get("value"))
+            if self._store.kv_size(name) + len(encoded) > MAX_STATE_BYTES:
+                raise StateError(f"ctx.state of {name} would exceed {MAX_STATE_BYTES} bytes")
+            self._store.kv_set(name, key, encoded)  # type: ignore[arg-type]
+            return None
+        if op == "state.delete":
+            key = request.get("key")
+            if not isinstance(key, str):
+                raise StateError(f"ctx.state keys must be strings, got {key!r}")
+            return self._store.kv_delete(name, key)
+        raise StateError(f"unknown operation {op!r}")
+
+
+class RunChannelClient:
+    """Strategy side: a lazily connected DEALER socket, one request at a time."""
+
+    def __init__(self, endpoint: str, token: str, timeout: float = 10.0) -> None:
+        self._endpoint = endpoint
+        self._token = token
+        self._timeout_ms = int(timeout * 1000)
+        self._context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._socket: zmq.Socket[bytes] | None = None
+
+    def request(self, op: str, **fields: Any) -> Any:
+        socket = self._connect()
+        socket.send(json.dumps({"v": PROTOCOL_VERSION, "token": self._token, "op": op, **fields}).encode())
+        if not socket.poll(self._timeout_ms, zmq.POLLIN):
+            # The reply may still arrive later; a fresh socket keeps it from being read as the next answer.
+            self.close()
+            raise StateError(f"the supervisor did not answer {op} within {self._timeout_ms / 1000:g} s")
+        reply = json.loads(socket.recv())
+        if not reply.get("ok"):
+            raise StateError(reply["error"]["message"])
+        return reply.get("result")
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+
+    def _connect(self) -> zmq.Socket[bytes]:
+        if self._socket is None:
+            self._context = zmq.Context()
+            self._socket = self._context.socket(zmq.DEALER)
+            self._socket.setsockopt(zmq.LINGER, 0)
+            self._socket.connect(self._endpoint)
+        return self._socket

@@ -1,0 +1,165 @@
+"""Load a run's target and call it, inside the confined child process.
+
+The child reports two events on the status descriptor, one JSON line each:
+``{"event": "entered", "t": ...}`` just before ``run()`` is called, and
+``{"event": "result", ...}`` with the outcome. The exit code says the rest:
+0 success (or stopped on request), 1 ``run()`` raised, 2 the strategy could
+not be loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from types import FrameType
+from typing import Any
+
+from .child import STATUS_FD
+from .context import Context
+from .errors import StopRequested
+from .runchannel import RunChannelClient
+
+__all__ = ["EXIT_FAILED", "EXIT_LOAD_ERROR", "EXIT_OK", "error_summary", "load_target", "run_target"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_LOAD_ERROR = 2
+_MAX_SUMMARY = 500
+
+
+def error_summary(exc: BaseException) -> str:
+    """The exception's last traceback line, e.g. ``ValueError: boom``, on one line."""
+    line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    line = " ".join(line.split())
+    return line if len(line) <= _MAX_SUMMARY else line[: _MAX_SUMMARY - 1] + "…"
+
+
+class _LineHandler(logging.Handler):
+    """Writes each record with one ``write`` so lines from several processes never interleave."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record).replace("\n", "\n  ") + "\n"
+            os.write(self._fd, text.encode("utf-8", "backslashreplace"))
+        except Exception:
+            self.handleError(record)
+
+
+def _report(event: Mapping[str, Any]) -> None:
+    try:
+        os.write(STATUS_FD, (json.dumps(event) + "\n").encode())
+    except OSError:
+        pass  # nobody is listening any more; the exit code still tells
+
+
+def load_target(target: Mapping[str, Any]) -> Callable[..., Any]:
+    """Import a strategy file (or package) by path and return its ``run``."""
+    name = target["name"]
+    path = target["path"]
+    folder = target["strategies_dir"]
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    locations = [os.path.dirname(path)] if target.get("package") else None
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=locations)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    run = getattr(module, "run", None)
+    if not callable(run):
+        raise AttributeError(f"{path} defines no callable run()")
+    return run
+
+
+def _wants_context(run: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(run).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    return bool(positional)
+
+
+def _call(run: Callable[..., Any], ctx: Context) -> None:
+    result = run(ctx) if _wants_context(run) else run()
+    if inspect.isawaitable(result):
+        asyncio.run(_await(result))
+
+
+async def _await(awaitable: Any) -> None:
+    await awaitable
+
+
+def _install_stop_handler(ctx: Context) -> None:
+    def on_term(_signum: int, _frame: FrameType | None) -> None:
+        if not ctx.stopping.is_set():
+            ctx.stopping.set()
+            raise StopRequested("stop requested by the supervisor")
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def run_target(request: Mapping[str, Any]) -> int:
+    """Run one strategy run to completion in this process; return the exit code."""
+    logging.basicConfig(level=logging.INFO, handlers=[_LineHandler(2)], format="%(levelname)s %(name)s: %(message)s", force=True)
+    scheduled = request.get("scheduled_at")
+    ctx = Context(
+        name=request["name"],
+        run_id=request["run_id"],
+        trigger=request["trigger"],
+        scheduled_at=None if scheduled is None else datetime.fromtimestamp(scheduled, timezone.utc),
+        settings=request.get("settings", {}),
+        channel=RunChannelClient(request["run_endpoint"], request["token"]),
+    )
+    _install_stop_handler(ctx)
+    try:
+        try:
+            run = load_target(request["target"])
+        except StopRequested:
+            _report({"event": "result", "outcome": "stopped"})
+            return EXIT_OK
+        except BaseException as exc:
+            traceback.print_exc()
+            _report({"event": "result", "outcome": "load_error", "error": error_summary(exc)})
+            return EXIT_LOAD_ERROR
+        _report({"event": "entered", "t": time.time()})
+        try:
+            _call(run, ctx)
+        except StopRequested:
+            _report({"event": "result", "outcome": "stopped"})
+            return EXIT_OK
+        except SystemExit as exc:
+            if exc.code in (None, 0):
+                _report({"event": "result", "outcome": "ok"})
+                return EXIT_OK
+            _report({"event": "result", "outcome": "failed", "error": error_summary(exc)})
+            return exc.code if isinstance(exc.code, int) and 0 < exc.code < 256 else EXIT_FAILED
+        except BaseException as exc:
+            traceback.print_exc()
+            _report({"event": "result", "outcome": "failed", "error": error_summary(exc)})
+            return EXIT_FAILED
+        _report({"event": "result", "outcome": "ok"})
+        return EXIT_OK
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        ctx.close()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass

@@ -1,0 +1,76 @@
+"""The state directory: owner-only permissions and the one-supervisor lock."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+__all__ = ["SupervisorLock", "bind_private", "prepare_state_dir", "supervisor_pid"]
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create ``state/`` and ``state/logs`` readable and writable by the owner only."""
+    for folder in (state_dir, state_dir / "logs"):
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+
+
+class SupervisorLock:
+    """An exclusive ``flock`` on ``state/supervisor.lock`` held for the supervisor's lifetime.
+
+    The kernel drops it when the process dies, even by SIGKILL, so a stale
+    lock file never blocks a restart.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def supervisor_pid(path: Path) -> int | None:
+    """Return the pid of the live supervisor holding ``path``, or None if nobody holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 64).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def bind_private(sock: zmq.Socket[Any], path: Path) -> None:
+    """Bind an ``ipc://`` socket that only the owner can connect to."""
+    try:
+        path.unlink()  # left over from a supervisor that was killed; we hold the lock
+    except FileNotFoundError:
+        pass
+    sock.bind(f"ipc://{path}")
+    os.chmod(path, 0o600)
