@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .commands import REGISTRY
-from .config import CONFIG_ENV, Config, load_config
+from .config import CONFIG_ENV, Config, load_config, load_config_for_control
 from .errors import ConfigError, ControlError, TradehostError
 
 __all__ = ["main"]
@@ -62,7 +62,12 @@ def _fail(message: str, code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = load_config(args.config)
+        if args.verb in REGISTRY:
+            config, problem = load_config_for_control(args.config)
+            if problem is not None:
+                print(f"tradehost: warning: {problem}", file=sys.stderr)
+        else:
+            config = load_config(args.config)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
     try:

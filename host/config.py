@@ -39,6 +39,7 @@ __all__ = [
     "Config",
     "HostConfig",
     "load_config",
+    "load_config_for_control",
     "locate_key",
     "parse_config",
 ]
@@ -425,3 +426,29 @@ def load_config(path: Path | None = None) -> Config:
         line = data[: error.start].count(b"\n") + 1
         raise ConfigError(f"file is not valid UTF-8 (byte 0x{data[error.start]:02x})", path=where, line=line) from None
     return parse_config(text, path)
+
+
+def load_config_for_control(path: Path | None = None) -> tuple[Config, ConfigError | None]:
+    """Load the config for a control verb, which only needs to find the state directory.
+
+    An operator who broke supervisor.toml must still be able to ask the
+    running supervisor for its status: on a ConfigError this falls back to
+    ``[host].state_dir`` as written (or the default) and returns the error too.
+    A missing file is still an error.
+    """
+    try:
+        return load_config(path), None
+    except ConfigError as error:
+        if error.line is None and "not found" in error.reason:
+            raise
+        where = Path(error.path) if error.path else Path(os.path.abspath(path or DEFAULT_CONFIG_NAME))
+        state_dir: Any = "state"
+        try:
+            table = tomllib.loads(where.read_text(encoding="utf-8-sig")).get("host", {})
+            if isinstance(table, dict) and isinstance(table.get("state_dir"), str):
+                state_dir = table["state_dir"]
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            pass
+        folder = Path(os.path.abspath(where.parent / Path(state_dir).expanduser()))
+        host = HostConfig.model_construct(**{**HostConfig().model_dump(), "state_dir": folder})
+        return Config(path=where, host=host, defaults={}, strategies={}), error

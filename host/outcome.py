@@ -95,4 +95,5 @@ def classify_exit(
 
 def backoff_delay(consecutive: int, base: float, cap: float) -> float:
     """Capped exponential delay before restart number ``consecutive`` (1-based)."""
-    return min(cap, base * 2 ** max(0, consecutive - 1))
+    # The exponent is bounded: after 64 doublings any sane base is past any cap.
+    return min(cap, base * 2 ** min(max(0, consecutive - 1), 64))

@@ -94,7 +94,7 @@ class RunChannelHandler:
         if op == "state.set":
             key = request.get("key")
             encoded = encode_value(key, request.get("value"))
-            if self._store.kv_size(name) + len(encoded) > MAX_STATE_BYTES:
+            if self._store.kv_size(name, excluding=key) + len(key) + len(encoded) > MAX_STATE_BYTES:  # type: ignore[arg-type]
                 raise StateError(f"ctx.state of {name} would exceed {MAX_STATE_BYTES} bytes")
             self._store.kv_set(name, key, encoded)  # type: ignore[arg-type]
             return None

@@ -11,9 +11,9 @@ matching wall time is mapped to real instants as cronie/Vixie cron does:
 
 1. A wall time that exists once fires once.
 2. A repeated wall time (autumn fall-back) fires at its first occurrence
-   only, unless the hour field matches every hour (``*``): such a job runs
-   at least hourly, so it fires at both occurrences and keeps following
-   elapsed time.
+   only, unless the hour field matches every hour (``*``, or equally
+   ``0-23`` or ``*/1``): such a job runs at least hourly, so it fires at both
+   occurrences and keeps following elapsed time.
 3. A wall time that does not exist (spring-forward gap) fires once at the
    instant the gap ends, the transition itself, if the hour field is fixed;
    gap times of an every-hour expression are skipped, since nothing real
@@ -25,15 +25,16 @@ All instants returned are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 from itertools import pairwise
 from typing import NamedTuple
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from host.errors import ScheduleError
 
@@ -104,71 +105,45 @@ class _Fold(NamedTuple):
     after: timedelta
 
 
+class _Compiled(NamedTuple):
+    """What evaluating a CronSchedule needs, built once per (expression, timezone)."""
+
+    zone: zoneinfo.ZoneInfo
+    cron: croniter
+    hourly: bool
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(expression: str, timezone: str) -> _Compiled:
+    zone = _load_zone(timezone)
+    text, seconds = _compile(expression)
+    cron = croniter(text, datetime(2000, 1, 1), ret_type=datetime, second_at_beginning=seconds)
+    # croniter orders fields minute, hour, ... (seconds moved last); ["*"] means all 24 hours.
+    return _Compiled(zone, cron, cron.expanded[1] == ["*"])
+
+
 @dataclass(frozen=True)
 class CronSchedule:
     """A cron expression evaluated on the wall clock of an IANA timezone."""
 
     expression: str
     timezone: str = "UTC"
-    _zone: zoneinfo.ZoneInfo = field(init=False, repr=False, compare=False)
-    _cron: croniter = field(init=False, repr=False, compare=False)
-    _hourly: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.expression, str):
-            raise ScheduleError(f"cron expression must be a string, got {type(self.expression).__name__}")
+        for name in ("expression", "timezone"):
+            if not isinstance(getattr(self, name), str):
+                raise ScheduleError(f"cron {name} must be a string, got {type(getattr(self, name)).__name__}")
         object.__setattr__(self, "expression", self.expression.strip())
-        object.__setattr__(self, "_zone", _load_zone(self.timezone))
-        text, seconds = _compile(self.expression)
-        cron = croniter(text, datetime(2000, 1, 1), ret_type=datetime, second_at_beginning=seconds)
-        object.__setattr__(self, "_cron", cron)
-        object.__setattr__(self, "_hourly", cron.expanded[1] == ["*"])
+        _compiled(self.expression, self.timezone)  # validate now, not at first use
 
     def next_after(self, after: datetime) -> datetime:
         """Return the first fire instant strictly after the aware datetime ``after``, in UTC."""
         after = _as_utc(after, "after")
+        compiled = _compiled(self.expression, self.timezone)
         try:
-            return self._next_after(after)
-        except (ValueError, OverflowError) as exc:  # croniter found nothing within 50 years
+            return _next_after(compiled, after)
+        except (CroniterBadDateError, OverflowError) as exc:  # nothing within 50 years, or past year 9999
             raise ScheduleError(f"cron expression {self.expression!r} never fires after {after.isoformat()}") from exc
-
-    def _next_after(self, after: datetime) -> datetime:
-        folds = _folds_near(self._zone, after)
-        best = self._first_occurrence_after(after, folds)
-        if self._hourly:
-            for fold in folds:
-                second = self._second_occurrence_after(after, fold)
-                if second is not None and second < best:
-                    best = second
-        return best
-
-    def _first_occurrence_after(self, after: datetime, folds: list[_Fold]) -> datetime:
-        # The earliest instant of a wall time (its first occurrence, or the gap's
-        # end) grows with the wall time, so the first match past the latest wall
-        # time already shown on the clock is the answer, gaps aside.
-        shown = _wall(after, self._zone)
-        for fold in folds:
-            if fold.at <= after:  # `after` is in the repeated pass: the clock already showed more
-                shown = max(shown, _naive(fold.at + fold.before) - _TICK)
-        it = self._iterate_from(shown)
-        while True:
-            first, _, in_gap = _instants(self._zone, it.get_next(datetime))
-            if in_gap and self._hourly:
-                it.set_current(_wall(first, self._zone) - _TICK)  # skip the rest of the gap
-                continue
-            if first > after:
-                return first
-
-    def _second_occurrence_after(self, after: datetime, fold: _Fold) -> datetime | None:
-        start = max(_naive(after + fold.after), _naive(fold.at + fold.after) - _TICK)
-        first, last, _ = _instants(self._zone, self._iterate_from(start).get_next(datetime))
-        return last if first < last and last > after else None
-
-    def _iterate_from(self, wall: datetime) -> croniter:
-        # A copy is cheaper than re-parsing, and keeps concurrent callers apart.
-        it = copy.copy(self._cron)
-        it.set_current(wall, force=True)
-        return it
 
 
 Schedule = ContinuousSchedule | ManualSchedule | CronSchedule
@@ -250,6 +225,51 @@ def _latest_slot(schedule: CronSchedule, now: datetime, floor: datetime | None) 
         else:
             hi = mid
     return found
+
+
+def _next_after(compiled: _Compiled, after: datetime) -> datetime:
+    folds = _folds_near(compiled.zone, after)
+    best = _first_occurrence_after(compiled, after, folds)
+    if compiled.hourly:
+        for fold in folds:
+            second = _second_occurrence_after(compiled, after, fold)
+            if second is not None and second < best:
+                best = second
+    return best
+
+
+def _first_occurrence_after(compiled: _Compiled, after: datetime, folds: list[_Fold]) -> datetime:
+    """Return the first fire after ``after`` that is not a second occurrence."""
+    # The earliest instant of a wall time (its first occurrence, or the gap's
+    # end) grows with the wall time, so the first match past the latest wall
+    # time already shown on the clock is the answer, gaps aside.
+    zone = compiled.zone
+    shown = _wall(after, zone)
+    for fold in folds:
+        if fold.at <= after:  # `after` is in the repeated pass: the clock already showed more
+            shown = max(shown, _naive(fold.at + fold.before) - _TICK)
+    it = _iterate_from(compiled, shown)
+    while True:
+        first, _, in_gap = _instants(zone, it.get_next(datetime))
+        if in_gap and compiled.hourly:
+            it.set_current(_wall(first, zone) - _TICK, force=True)  # skip the rest of the gap
+            continue
+        if first > after:
+            return first
+
+
+def _second_occurrence_after(compiled: _Compiled, after: datetime, fold: _Fold) -> datetime | None:
+    """Return the first second-occurrence fire of ``fold`` after ``after``, if any."""
+    start = max(_naive(after + fold.after), _naive(fold.at + fold.after) - _TICK)
+    first, last, _ = _instants(compiled.zone, _iterate_from(compiled, start).get_next(datetime))
+    return last if first < last and last > after else None
+
+
+def _iterate_from(compiled: _Compiled, wall: datetime) -> croniter:
+    # A copy is cheaper than re-parsing, and keeps concurrent callers apart.
+    it = copy.copy(compiled.cron)
+    it.set_current(wall, force=True)
+    return it
 
 
 def _instants(zone: zoneinfo.ZoneInfo, wall: datetime) -> tuple[datetime, datetime, bool]:

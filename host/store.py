@@ -256,11 +256,13 @@ class Store:
         with self.engine.begin() as conn:
             return bool(conn.execute(delete(kv_table).where(kv_table.c.strategy == name, kv_table.c.key == key)).rowcount)
 
-    def kv_size(self, name: str) -> int:
+    def kv_size(self, name: str, excluding: str | None = None) -> int:
+        """Characters of keys and JSON values stored for ``name`` (leaving out key ``excluding``)."""
+        query = select(func.coalesce(func.sum(func.length(kv_table.c.value) + func.length(kv_table.c.key)), 0)).where(kv_table.c.strategy == name)
+        if excluding is not None:
+            query = query.where(kv_table.c.key != excluding)
         with self.engine.connect() as conn:
-            total = conn.execute(
-                select(func.coalesce(func.sum(func.length(kv_table.c.value) + func.length(kv_table.c.key)), 0)).where(kv_table.c.strategy == name)
-            ).scalar_one()
+            total = conn.execute(query).scalar_one()
         return int(total)
 
     # -- events --------------------------------------------------------------

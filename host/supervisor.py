@@ -633,12 +633,13 @@ class Supervisor:
         if rt.state is State.FATAL:
             rt.failures.clear()
             rt.consecutive_failures = 0
-        if rt.run is None and rt.state in (State.STOPPED, State.FATAL) and not rt.is_continuous:
-            rt.set_state(State.IDLE)
-        if rt.state is State.FATAL or (rt.state is State.STOPPED and rt.is_continuous):
-            self._arm(rt, catch_up=False)
-        elif rt.run is None and rt.state is not State.BACKOFF:
-            self._arm(rt, catch_up=False)
+        if rt.run is None:
+            self._cancel_backoff(rt)
+            if rt.is_continuous:
+                self._launch(rt, "continuous", None)
+            else:
+                rt.set_state(State.IDLE)
+                self._arm(rt, catch_up=False)
         self._status_dirty = True
         return rt.status(self.scheduler.next_run(name))
 
