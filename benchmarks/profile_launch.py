@@ -153,6 +153,24 @@ def serve(config: str) -> int:
 
     Launcher.launch = launch
 
+    from host.logpump import LogPump
+    from host.runtime import StrategyRuntime
+
+    def timed(cls, attr, key):
+        real = getattr(cls, attr)
+
+        def wrapper(*a, **kw):
+            t0 = time.time()
+            try:
+                return real(*a, **kw)
+            finally:
+                current[key] = current.get(key, 0.0) + time.time() - t0
+
+        setattr(cls, attr, wrapper)
+
+    timed(LogPump, "add", "logpump_add")
+    timed(StrategyRuntime, "set_state", "set_state")
+
     real_launch = Supervisor._launch
 
     def _launch(self, rt, trigger, scheduled_at):
@@ -331,6 +349,9 @@ def drive(args: argparse.Namespace) -> int:
             add("  begin_run (SQLite INSERT + commit)", s.get("begin_run"))
             add("  _launch_request (dict, model_dump, env)", s.get("launch_request"))
             add("  Launcher.launch (JSON + sendmsg)", s.get("send"))
+            add("  LogPump.add", s.get("logpump_add"))
+            add("  rt.set_state (incl. its log line)", s.get("set_state"))
+            add("  rest of _launch (pipes, token, add_reader)", s["launch_total"] - sum(s.get(k, 0.0) for k in ("begin_run", "launch_request", "send", "logpump_add", "set_state")))
             add("_launch total", s["launch_total"])
             add("send → fork server recv", f["recv"] - s["send_at"])
             add("recv → fork()", f["fork_call"] - f["recv"])

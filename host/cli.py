@@ -146,7 +146,20 @@ def _unit(config: Config, user: str | None) -> str:
     options = UnitOptions(
         exec_start=[*program, "run", "--config", str(config.path)],
         working_directory=config.path.parent,
-        timeout_stop_sec=int(config.max_grace() + 30),
+        timeout_stop_sec=int(_longest_grace(config) + config.host.shutdown_timeout + 10),
         user=user,
     )
     return render_unit(options)
+
+
+def _longest_grace(config: Config) -> float:
+    """The longest grace period of any strategy, its file's GRACE included."""
+    from .strategy_file import discover, load_strategy
+
+    graces = [config.max_grace()]
+    for name, source in discover(config.host.strategies_dir).items():
+        try:
+            graces.append(load_strategy(source, defaults=config.defaults, overrides=config.overrides(name)).settings.grace)
+        except TradehostError:
+            continue
+    return max(graces)

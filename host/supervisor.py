@@ -793,7 +793,7 @@ class Supervisor:
         for rt in self.runtimes.values():
             self._cancel_backoff(rt)
         if waits:
-            limit = max(run.spec.settings.grace for rt in self._active.values() if (run := rt.run) is not None) + 5
+            limit = max(run.spec.settings.grace for rt in self._active.values() if (run := rt.run) is not None) + self.config.host.shutdown_timeout
             done, pending = await asyncio.wait(waits, timeout=limit)
             if pending:
                 log.error("%d run(s) did not stop in time", len(pending))

@@ -222,6 +222,17 @@ def test_kv_size_counts_key_and_encoded_value(store: Store) -> None:
     assert store.kv_size("s") == (1 + 5) + (4 + 5)
 
 
+def test_kv_size_excluding_a_key(store: Store) -> None:
+    store.kv_set("s", "a", "123")
+    store.kv_set("s", "bb", "4567")
+    store.kv_set("t", "a", "999999")
+    assert store.kv_size("s") == 4 + 6
+    assert store.kv_size("s", excluding="a") == 6
+    assert store.kv_size("s", excluding="bb") == 4
+    assert store.kv_size("s", excluding="missing") == 10
+    assert store.kv_size("t", excluding="a") == 0
+
+
 def test_kv_survives_reopening(db_url: str) -> None:
     first = Store(db_url)
     first.kv_set("s", "k", '{"a":1}')

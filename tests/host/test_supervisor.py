@@ -504,3 +504,35 @@ def test_clean_shutdown_stops_runs_and_leaves_nothing(host: Host) -> None:
     assert not host.host_processes()
     assert host.runs("forever")[-1]["outcome"] == "stopped"
     assert not (host.state / "control.sock").exists()
+
+
+def test_systemd_notifications_through_a_real_datagram_socket(host: Host) -> None:
+    import socket
+
+    path = host.root / "notify.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    receiver.settimeout(10)
+    host.write_strategy("every", OK)
+    host.write_strategy("broken", "def nope(:\n")
+    try:
+        process = host.start(env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"}, wait=False)
+        messages: list[str] = []
+
+        def received(prefix: str) -> str:
+            while True:
+                message = receiver.recv(4096).decode()
+                messages.append(message)
+                if message.startswith(prefix) or f"\n{prefix}" in message:
+                    return message
+
+        ready = received("READY=1")
+        assert f"MAINPID={process.pid}" in ready and "1 invalid" in ready
+        received("WATCHDOG=1")
+        received("WATCHDOG=1")
+        status = received("STATUS=")
+        assert "invalid" in status
+        host.stop()
+        received("STOPPING=1")
+    finally:
+        receiver.close()
