@@ -189,7 +189,21 @@ def machine() -> dict[str, str]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "kernel": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "bytecode": "PYTHONDONTWRITEBYTECODE=1 (no .pyc written)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "default (.pyc caches written)",
     }
+
+
+class Busy:
+    """Whole-machine CPU use (all processes, % of all cores) over a phase: shows competing load."""
+
+    def __init__(self) -> None:
+        self.start = psutil.cpu_times()
+
+    def percent(self) -> float:
+        end = psutil.cpu_times()
+        idle = lambda t: t.idle + getattr(t, "iowait", 0.0)  # noqa: E731
+        total = sum(end) - sum(self.start)
+        return 100.0 * (1 - (idle(end) - idle(self.start)) / total) if total > 0 else 0.0
 
 
 # ------------------------------------------------------------------ a supervisor under test
@@ -293,6 +307,7 @@ class Results:
     burst: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     idle: dict[str, Any] = field(default_factory=dict)
+    busy: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -347,7 +362,8 @@ def bench_fresh(root: Path, samples: int) -> dict[str, Any]:
     strategy = root / "fresh_strategy.py"
     strategy.write_text(RECORDING_STRATEGY.format(schedule="* * * * * *", out=str(out_dir)))
     log(f"fresh interpreter: {samples} runs of `{Path(PYTHON).name} -c <import {USUAL_IMPORTS}; import file; run(ctx)>`")
-    # One untimed run first so the strategy's bytecode cache exists, as it would for the host.
+    # One untimed run first to warm the page cache (both paths compile the strategy file each
+    # run when PYTHONDONTWRITEBYTECODE is set; otherwise both find its bytecode cache).
     subprocess.run([PYTHON, "-c", FRESH_RUN, str(strategy), str(out_dir), str(time.time()), "0"], check=True, cwd=root)
     (out_dir / "entries.txt").unlink(missing_ok=True)
     totals = []
@@ -513,8 +529,8 @@ def render(r: Results, command: str, args: argparse.Namespace) -> str:
     add("")
     add("| Machine | |")
     add("|---|---|")
-    for key in ("cpu", "cores", "memory", "python", "kernel", "load"):
-        label = "load average at start" if key == "load" else key
+    for key in ("cpu", "cores", "memory", "python", "kernel", "bytecode", "load"):
+        label = {"load": "load average at start", "bytecode": "bytecode"}.get(key, key)
         add(f"| {label} | {r.machine[key]} |")
     add("")
 
@@ -594,6 +610,16 @@ def render(r: Results, command: str, args: argparse.Namespace) -> str:
         add(f"**5. Idle CPU** over {r.idle['duration']:.1f} s: supervisor {r.idle['supervisor_pct']:.2f} % "
             f"({r.idle['supervisor_threads']} threads), fork server {r.idle['forkserver_pct']:.2f} %.")
         add("")
+    if r.busy:
+        names = {"1": "1 latency", "2": "2 fresh interpreter", "3": "3 burst", "4": "4 memory", "5": "5 idle CPU"}
+        add("**Whole-machine CPU busy during each phase** (all processes incl. the host under test, % of all cores; "
+            "anything well above the host's own share is competing load):")
+        add("")
+        add("| phase | busy |")
+        add("|---|---|")
+        for key, value in r.busy.items():
+            add(f"| {names.get(key, key)} | {value:.1f} % |")
+        add("")
     for note in r.notes:
         add(f"- {note}")
     return "\n".join(out) + "\n"
@@ -627,16 +653,18 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="thb", dir="/tmp"))
     log(f"working in {root}")
     try:
-        if "1" in only:
-            results.latency = bench_latency(root / "a", samples, warmup=2.0)
-        if "2" in only:
-            results.fresh = bench_fresh(root / "b", fresh_samples)
-        if "3" in only:
-            results.burst = bench_burst(root / "c", args.strategies, firings, period=5)
-        if "4" in only:
-            results.memory = bench_memory(root / "d", settle=1.5)
-        if "5" in only:
-            results.idle = bench_idle(root / "e", args.strategies, settle=3.0 if args.quick else 5.0, duration=idle_seconds)
+        phases = [
+            ("1", "latency", lambda: bench_latency(root / "a", samples, warmup=2.0)),
+            ("2", "fresh", lambda: bench_fresh(root / "b", fresh_samples)),
+            ("3", "burst", lambda: bench_burst(root / "c", args.strategies, firings, period=5)),
+            ("4", "memory", lambda: bench_memory(root / "d", settle=1.5)),
+            ("5", "idle", lambda: bench_idle(root / "e", args.strategies, settle=3.0 if args.quick else 5.0, duration=idle_seconds)),
+        ]
+        for key, attr, action in phases:
+            if key in only:
+                busy = Busy()
+                setattr(results, attr, action())
+                results.busy[key] = busy.percent()
     finally:
         if args.keep:
             log(f"kept {root}")

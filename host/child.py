@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import math
 import os
 import resource
 import signal
@@ -67,7 +68,7 @@ def rlimits_for(limits: Limits, *, address_space: int, nofile_hard: int) -> list
         cap = address_space + limits.memory
         calls.append((resource.RLIMIT_AS, (cap, cap)))
     if limits.cpu_time is not None:
-        soft = max(1, int(limits.cpu_time + 0.999))
+        soft = max(1, math.ceil(limits.cpu_time))
         # SIGXCPU at the soft limit, SIGKILL a little later if it is ignored.
         calls.append((resource.RLIMIT_CPU, (soft, soft + 5)))
     if limits.open_files is not None:

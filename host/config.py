@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from host.errors import ConfigError, ScheduleError
-from host.settings import SETTING_NAMES, format_validation_error, resolve_settings
+from host.settings import SETTING_NAMES, format_validation_error, resolve_settings, whole_to_float
 
 __all__ = [
     "CONFIG_ENV",
@@ -92,10 +92,7 @@ class HostConfig(BaseModel):
     @field_validator("watch_interval", "debounce", "shutdown_timeout", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
-        # strict mode would refuse an int where a float is declared; a whole number is fine.
-        if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
+        return whole_to_float(value)
 
     @field_validator("database")
     @classmethod

@@ -25,6 +25,8 @@ import zmq.asyncio
 
 from .commands import REGISTRY
 from .config import Config
+from .envelope import EnvelopeError, decode_request, ok_reply
+from .envelope import error_reply as _error
 from .errors import ControlError, NotRunningError
 from .statedir import bind_private, supervisor_pid
 
@@ -38,22 +40,14 @@ _MAX_REQUEST = 64 * 1024
 log = logging.getLogger("tradehost.control")
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message}}
-
-
 async def dispatch(supervisor: Supervisor, payload: bytes) -> dict[str, Any]:
     """Decode one request, run its command, and build the reply; never raises."""
-    if len(payload) > _MAX_REQUEST:
-        return _error("BAD_REQUEST", f"request is {len(payload)} bytes; the limit is {_MAX_REQUEST}")
     try:
-        request = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
-        return _error("BAD_REQUEST", "request is not JSON")
-    if not isinstance(request, dict) or not isinstance(request.get("args", {}), dict):
-        return _error("BAD_REQUEST", "request must be an object with an 'args' object")
-    if request.get("v") != PROTOCOL_VERSION:
-        return _error("VERSION", f"unsupported protocol version {request.get('v')!r}")
+        request = decode_request(payload, max_bytes=_MAX_REQUEST, version=PROTOCOL_VERSION)
+    except EnvelopeError as exc:
+        return _error(exc.code, exc.message)
+    if not isinstance(request.get("args", {}), dict):
+        return _error("BAD_REQUEST", "'args' must be an object")
     command = REGISTRY.get(request.get("cmd"))  # type: ignore[arg-type]
     if command is None:
         return _error("UNKNOWN_COMMAND", f"unknown command {request.get('cmd')!r}")
@@ -70,7 +64,7 @@ async def dispatch(supervisor: Supervisor, payload: bytes) -> dict[str, Any]:
     except Exception as exc:
         log.exception("command %s failed", command.name)
         return _error("INTERNAL", f"{command.name} failed: {exc}")
-    return {"ok": True, "result": result}
+    return ok_reply(result)
 
 
 async def serve_control(supervisor: Supervisor, endpoint: str, path: Path) -> None:

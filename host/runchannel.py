@@ -17,6 +17,8 @@ from typing import Any
 
 import zmq
 
+from .envelope import EnvelopeError, decode_request, ok_reply
+from .envelope import error_reply as _error
 from .errors import StateError
 from .store import Store
 
@@ -53,10 +55,6 @@ def encode_value(key: object, value: object) -> str:
     return encoded
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message}}
-
-
 class RunChannelHandler:
     """Supervisor side: answers one request at a time (no I/O of its own but the store)."""
 
@@ -68,22 +66,16 @@ class RunChannelHandler:
         return json.dumps(self._reply(payload)).encode()
 
     def _reply(self, payload: bytes) -> dict[str, Any]:
-        if len(payload) > MAX_MESSAGE_BYTES:
-            return _error("TOO_LARGE", f"message is {len(payload)} bytes; the limit is {MAX_MESSAGE_BYTES}")
         try:
-            request = json.loads(payload)
-        except (UnicodeDecodeError, ValueError):
-            return _error("MALFORMED", "message is not a JSON object")
-        if not isinstance(request, dict):
-            return _error("MALFORMED", "message is not a JSON object")
-        if request.get("v") != PROTOCOL_VERSION:
-            return _error("VERSION", f"unsupported protocol version {request.get('v')!r}; this supervisor speaks {PROTOCOL_VERSION}")
+            request = decode_request(payload, max_bytes=MAX_MESSAGE_BYTES, version=PROTOCOL_VERSION)
+        except EnvelopeError as exc:
+            return _error(exc.code, exc.message)
         token = request.get("token")
         name = self._owner(token) if isinstance(token, str) else None
         if name is None:
             return _error("UNAUTHENTICATED", "unknown or expired run token")
         try:
-            return {"ok": True, "result": self._dispatch(name, request)}
+            return ok_reply(self._dispatch(name, request))
         except StateError as exc:
             return _error("STATE", str(exc))
 

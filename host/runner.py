@@ -39,7 +39,11 @@ _MAX_SUMMARY = 500
 
 def error_summary(exc: BaseException) -> str:
     """The exception's last traceback line, e.g. ``ValueError: boom``, on one line."""
-    line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    lines = traceback.format_exception_only(type(exc), exc)
+    notes = getattr(exc, "__notes__", None)
+    # Notes (add_note) are printed after the "Type: message" line; skip them.
+    skip = len(notes) if isinstance(notes, (list, tuple)) and len(notes) < len(lines) else 0
+    line = lines[-1 - skip].strip()
     line = " ".join(line.split())
     return line if len(line) <= _MAX_SUMMARY else line[: _MAX_SUMMARY - 1] + "…"
 

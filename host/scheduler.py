@@ -41,8 +41,9 @@ class ScheduleTrigger(BaseTrigger):
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         start = previous_fire_time or now
         # APScheduler enumerates every slot between the last fire and now; after
-        # a suspend or clock jump that can be millions. Slots older than the
-        # grace window would be dropped anyway, so skip straight past them.
+        # a suspend or clock jump that can be millions. Piles of missed runs are
+        # never replayed, so start from the grace window: older slots are skipped
+        # (the first of them is still reported as missed by LaunchExecutor).
         window = timedelta(seconds=self.misfire_grace or 0) + timedelta(seconds=1)
         if start < now - window:
             start = now - window

@@ -20,6 +20,7 @@ __all__ = [
     "format_validation_error",
     "parse_memory",
     "resolve_settings",
+    "whole_to_float",
 ]
 
 _MEMORY_UNITS = {
@@ -48,6 +49,13 @@ def parse_memory(value: int | float | str) -> int:
     if size <= 0:
         raise ValueError(f"must be positive, got {value!r}")
     return size
+
+
+def whole_to_float(value: Any) -> Any:
+    """Let a whole number stand where strict mode wants a float (``TIMEOUT = 30``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 class StrategySettings(BaseModel):
@@ -89,10 +97,7 @@ class StrategySettings(BaseModel):
     @field_validator("timeout", "cpu_time", "misfire_grace", "grace", "restart_delay", "restart_delay_max", "failure_window", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
-        # strict mode would refuse an int where a float is declared; a whole number is fine.
-        if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
+        return whole_to_float(value)
 
     @field_validator("timezone")
     @classmethod

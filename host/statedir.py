@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,20 @@ class SupervisorLock:
         self.path = path
         self._fd: int | None = None
 
-    def acquire(self) -> bool:
+    def acquire(self, attempts: int = 20) -> bool:
+        """Take the lock; False if another supervisor holds it."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
+        for attempt in range(attempts):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # `supervisor_pid` in a CLI process holds a shared lock for a
+                # few microseconds; only a lock that persists means a supervisor.
+                if attempt == attempts - 1:
+                    os.close(fd)
+                    return False
+                time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
@@ -49,7 +57,10 @@ class SupervisorLock:
 
 
 def supervisor_pid(path: Path) -> int | None:
-    """Return the pid of the live supervisor holding ``path``, or None if nobody holds it."""
+    """Return the pid of the live supervisor holding ``path``, or None if nobody holds it.
+
+    -1 means a supervisor holds the lock but has not written its pid yet.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

@@ -226,7 +226,9 @@ class Supervisor:
         previous, was_invalid = rt.spec, rt.invalid_reason is not None or rt.spec is None
         rt.spec = spec
         rt.invalid_reason = None
-        self.store.ensure_strategy(name, enabled=rt.enabled)
+        rt.enabled = self.store.ensure_strategy(name, enabled=spec.settings.enabled).enabled
+        if previous is not None and previous.settings.is_continuous and not spec.settings.is_continuous and rt.run is not None:
+            self._stop_run(rt, StopReason("stopped", "schedule changed from @continuous"))
         if rt.run is None and rt.state in (State.INVALID, State.STOPPED, State.IDLE):
             rt.set_state(rt.resting_state)
         if was_invalid or previous is None or _timing(previous) != _timing(spec):
@@ -492,7 +494,12 @@ class Supervisor:
         rt.pending = None
         operator_stop = run.stop is not None and not run.stop.is_failure
         if rt.is_continuous and rt.enabled and rt.invalid_reason is None and not operator_stop:
-            self._continuous_exited(rt, duration)
+            if run.trigger in ("continuous", "restart"):
+                self._continuous_exited(rt, duration)
+                return
+            # A cron or manual run of a strategy that has since become @continuous.
+            rt.set_state(rt.resting_state)
+            self._arm(rt, catch_up=False)
             return
         rt.set_state(rt.resting_state)
 

@@ -68,7 +68,6 @@ def test_error_summary_of_module_qualified_exceptions() -> None:
     assert error_summary(Custom("bad")).endswith("Custom: bad")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: format_exception_only puts __notes__ after the exception line, so the note is returned")
 def test_error_summary_ignores_exception_notes() -> None:
     exc = ValueError("boom")
     exc.add_note("while pricing AAPL")
