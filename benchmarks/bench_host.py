@@ -3,8 +3,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_host.py            # full run, about 4 minutes
-    .venv/bin/python benchmarks/bench_host.py --quick    # about 1.5 minutes
+    .venv/bin/python benchmarks/bench_host.py            # full run, about 3 minutes
+    .venv/bin/python benchmarks/bench_host.py --quick    # about 1 minute
     .venv/bin/python benchmarks/bench_host.py --output /tmp/report.md
 
 Every figure comes from real supervisors started as subprocesses
@@ -33,6 +33,7 @@ Measured:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -193,6 +194,16 @@ def machine() -> dict[str, str]:
     }
 
 
+def code_version() -> str:
+    """The commit under test (read-only git queries); "+ local changes" if host/ differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "host"], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head or 'unknown'}{' + local changes in host/' if dirty else ''}"
+
+
 class Busy:
     """Whole-machine CPU use (all processes, % of all cores) over a phase: shows competing load."""
 
@@ -346,7 +357,18 @@ def bench_latency(root: Path, samples: int, warmup: float) -> dict[str, Any]:
     call = [e[3] - runner_to_run[e[1]] for e in entries if e[1] in runner_to_run]
     slots = [e[2] for e in entries]
     missing = int(round(slots[-1] - slots[0])) + 1 - len(set(slots))
+    by_id = {r["id"]: r for r in rows}
+    slowest = []
+    for name, run_id, slot, entered in sorted(entries, key=lambda e: e[3] - e[2], reverse=True)[:3]:
+        row = by_id.get(run_id)
+        slowest.append({
+            "slot": datetime.fromtimestamp(slot, timezone.utc).strftime("%H:%M:%S"),
+            "total": entered - slot,
+            "fire": row["started_at"] - slot if row else None,
+            "launch": row["entered_at"] - row["started_at"] if row and row["entered_at"] is not None else None,
+        })
     return {
+        "slowest": slowest,
         "latency": summary(latencies),
         "fire": summary(fire) if fire else None,
         "launch": summary(launch) if launch else None,
@@ -529,8 +551,8 @@ def render(r: Results, command: str, args: argparse.Namespace) -> str:
     add("")
     add("| Machine | |")
     add("|---|---|")
-    for key in ("cpu", "cores", "memory", "python", "kernel", "bytecode", "load"):
-        label = {"load": "load average at start", "bytecode": "bytecode"}.get(key, key)
+    for key in ("code", "cpu", "cores", "memory", "python", "kernel", "bytecode", "load"):
+        label = {"load": "load average at start", "code": "code (git)"}.get(key, key)
         add(f"| {label} | {r.machine[key]} |")
     add("")
 
@@ -580,6 +602,13 @@ def render(r: Results, command: str, args: argparse.Namespace) -> str:
         if fresh:
             row("fresh interpreter: fire → run() entered", fresh)
             row("fresh interpreter: fire → process exited", r.fresh.get("process_total"))
+        if r.latency.get("slowest"):
+            add("")
+            parts = []
+            for x in r.latency["slowest"]:
+                split = f" (slot → `_launch` {ms(x['fire'])}, `_launch` → runner {ms(x['launch'])})" if x["fire"] is not None and x["launch"] is not None else ""
+                parts.append(f"{x['slot']} {ms(x['total'])}{split}")
+            add("Slowest samples: " + "; ".join(parts) + ".")
         if r.latency.get("missing_slots"):
             add("")
             add(f"{r.latency['missing_slots']} slot(s) in the sampled range produced no run.")
@@ -630,7 +659,7 @@ def render(r: Results, command: str, args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer samples and shorter waits (about 1.5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer samples and shorter waits (about 1 minute)")
     parser.add_argument("--samples", type=int, help="latency samples (default 60, --quick 15)")
     parser.add_argument("--fresh-samples", type=int, help="fresh-interpreter samples (default: same as --samples, at least 20)")
     parser.add_argument("--firings", type=int, help="burst firings (default 5, --quick 3)")
@@ -638,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-seconds", type=float, help="idle CPU measurement (default 30, --quick 10)")
     parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated subset of measurements, e.g. 1,2")
     parser.add_argument("--output", type=Path, help="also write the markdown report here")
+    parser.add_argument("--json", type=Path, help="also write all figures, including raw samples, as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, databases)")
     args = parser.parse_args(argv)
     samples = args.samples or (15 if args.quick else 60)
@@ -648,8 +678,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if sys.platform != "linux":
         raise SystemExit("the host runs on Linux only")
-    command = " ".join(["python benchmarks/bench_host.py", *(argv if argv is not None else sys.argv[1:])])
+    exe = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO) + os.sep) else sys.executable
+    command = " ".join([exe, "benchmarks/bench_host.py", *(argv if argv is not None else sys.argv[1:])])
     results = Results(machine=machine())
+    results.machine["code"] = code_version()
     root = Path(tempfile.mkdtemp(prefix="thb", dir="/tmp"))
     log(f"working in {root}")
     try:
@@ -672,6 +704,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
     report = render(results, command, args)
     print(report)
+    if args.json:
+        args.json.write_text(json.dumps(dataclasses.asdict(results), indent=1, default=str))
     if args.output:
         args.output.write_text(report)
         log(f"wrote {args.output}")

@@ -339,10 +339,17 @@ def drive(args: argparse.Namespace) -> int:
             if value is not None:
                 segments.setdefault(label, []).append(value)
 
+        per_run: dict[int, dict[str, float]] = {}
         for run_id, (slot, entered) in entries.items():
             s, f, c = sup.get(run_id), fsv.get(run_id), child.get(run_id)
             if not (s and f and c):
                 continue
+            mine = per_run.setdefault(run_id, {})
+
+            def add(label: str, value: float | None, _mine=mine) -> None:
+                if value is not None:
+                    segments.setdefault(label, []).append(value)
+                    _mine[label] = value
             add("slot → APScheduler thread submits", s.get("aps_submit", 0) - slot if "aps_submit" in s else None)
             add("submit → event loop _fire", s["loop_fire"] - s["aps_submit"] if "loop_fire" in s and "aps_submit" in s else None)
             add("_fire → _launch", s["launch_start"] - s["loop_fire"] if "loop_fire" in s else None)
@@ -363,6 +370,11 @@ def drive(args: argparse.Namespace) -> int:
             add("child: entered report → run() first line", entered - c["load_done"])
             add("TOTAL slot → run() entered", entered - slot)
             add("(set_run_pid commit, after the fork, on the loop)", s.get("set_run_pid"))
+        if args.worst and not args.burst:
+            total = "TOTAL slot → run() entered"
+            for run_id in sorted(per_run, key=lambda i: per_run[i].get(total, 0.0), reverse=True)[: args.worst]:
+                parts = ", ".join(f"{k.strip()} {v * 1000:.1f}" for k, v in per_run[run_id].items() if k != total and v >= 0.002)
+                print(f"slow run {run_id}: total {per_run[run_id][total] * 1000:.1f} ms; segments ≥ 2 ms: {parts}")
         if args.burst:
             print(f"burst of {count}: per firing, slot → last _launch end and → last run() entered")
             for slot in sorted({v[0] for v in entries.values()}):
@@ -392,6 +404,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=30, help="runs (firings with --burst) to sample")
     parser.add_argument("--sync", choices=["OFF", "NORMAL", "FULL"], help="override SQLite synchronous (what-if)")
     parser.add_argument("--burst", type=int, help="N strategies on */5 s instead of one on every second")
+    parser.add_argument("--worst", type=int, default=3, help="list the segments of the N slowest runs")
     parser.add_argument("--keep", action="store_true")
     return drive(parser.parse_args())
 

@@ -72,6 +72,8 @@ class HostConfig(BaseModel):
     watch_interval: float = Field(default=0.5, gt=0)
     """Seconds between polls of the strategies folder."""
     debounce: float = Field(default=0.3, ge=0)
+    prelaunch: float = Field(default=0.2, ge=0, le=5)
+    """Seconds before a cron slot that its run process is started; it waits for the slot to call run()."""
     """Seconds a changed file must stay unchanged before it is (re)loaded."""
     scrub_env: list[str] = Field(default_factory=lambda: list(DEFAULT_SCRUB_ENV))
     """Glob patterns of environment variables never passed to strategies; setting it replaces the defaults."""
@@ -89,7 +91,7 @@ class HostConfig(BaseModel):
             raise ValueError(f"expected a path string, got {value!r}")
         return value
 
-    @field_validator("watch_interval", "debounce", "shutdown_timeout", mode="before")
+    @field_validator("watch_interval", "debounce", "prelaunch", "shutdown_timeout", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
         return whole_to_float(value)

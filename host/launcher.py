@@ -96,6 +96,8 @@ class Launcher:
                 if time.monotonic() > deadline:
                     raise ForkServerError("fork server is not reading launch requests") from None
                 time.sleep(0.001)
+            except OSError as exc:
+                raise ForkServerError(f"fork server is gone: {exc.strerror or exc}") from exc
 
     def _readable(self) -> None:
         assert self._sock is not None

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from .envelope import EnvelopeError, decode_request, ok_reply
 from .envelope import error_reply as _error
 from .errors import StateError
-from .store import Store
+
+if TYPE_CHECKING:
+    from .store import Store  # the fork server, which imports this module, never loads SQLAlchemy
 
 __all__ = [
     "MAX_KEY_LENGTH",

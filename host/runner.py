@@ -1,5 +1,7 @@
 """Load a run's target and call it, inside the confined child process.
 
+A scheduled run is forked a little ahead of its slot: it imports the
+strategy, then sleeps until ``start_at`` so that ``run()`` begins on time.
 The child reports two events on the status descriptor, one JSON line each:
 ``{"event": "entered", "t": ...}`` just before ``run()`` is called, and
 ``{"event": "result", ...}`` with the outcome. The exit code says the rest:
@@ -109,6 +111,15 @@ async def _await(awaitable: Any) -> None:
     await awaitable
 
 
+def _wait_until(start_at: float | None) -> None:
+    """Sleep until the run's slot: a scheduled run is started ahead of it, already imported."""
+    if start_at is None:
+        return
+    delay = start_at - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
 def _install_stop_handler(ctx: Context) -> None:
     def on_term(_signum: int, _frame: FrameType | None) -> None:
         if not ctx.stopping.is_set():
@@ -141,8 +152,9 @@ def run_target(request: Mapping[str, Any]) -> int:
             traceback.print_exc()
             _report({"event": "result", "outcome": "load_error", "error": error_summary(exc)})
             return EXIT_LOAD_ERROR
-        _report({"event": "entered", "t": time.time()})
         try:
+            _wait_until(request.get("start_at"))
+            _report({"event": "entered", "t": time.time()})
             _call(run, ctx)
         except StopRequested:
             _report({"event": "result", "outcome": "stopped"})

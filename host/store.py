@@ -160,15 +160,18 @@ class Store:
 
     def begin_run(self, name: str, trigger: str, scheduled_at: float | None, started_at: float) -> int:
         """Record a run before its process exists; a scheduled slot is consumed in the same transaction."""
-        with self.engine.begin() as conn:
-            if scheduled_at is not None:
-                self._advance_slot(conn, name, scheduled_at)
-            result = conn.execute(insert(runs_table).values(strategy=name, trigger=trigger, scheduled_at=scheduled_at, started_at=started_at))
-            return int(result.inserted_primary_key[0])
+        return self.begin_runs([(name, trigger, scheduled_at, started_at)])[0]
 
-    def set_run_pid(self, run_id: int, pid: int) -> None:
+    def begin_runs(self, runs: list[tuple[str, str, float | None, float]]) -> list[int]:
+        """Record several runs in one transaction (one fsync for a burst); return their ids in order."""
+        ids = []
         with self.engine.begin() as conn:
-            conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(pid=pid))
+            for name, trigger, scheduled_at, started_at in runs:
+                if scheduled_at is not None:
+                    self._advance_slot(conn, name, scheduled_at)
+                result = conn.execute(insert(runs_table).values(strategy=name, trigger=trigger, scheduled_at=scheduled_at, started_at=started_at))
+                ids.append(int(result.inserted_primary_key[0]))
+        return ids
 
     def finish_run(
         self,
@@ -176,6 +179,7 @@ class Store:
         *,
         ended_at: float,
         entered_at: float | None,
+        pid: int | None,
         exit_code: int | None,
         signal: int | None,
         peak_rss: int | None,
@@ -186,7 +190,7 @@ class Store:
             conn.execute(
                 update(runs_table)
                 .where(runs_table.c.id == run_id)
-                .values(ended_at=ended_at, entered_at=entered_at, exit_code=exit_code, signal=signal, peak_rss=peak_rss, outcome=outcome, error=error)
+                .values(ended_at=ended_at, entered_at=entered_at, pid=pid, exit_code=exit_code, signal=signal, peak_rss=peak_rss, outcome=outcome, error=error)
             )
 
     def close_lost_runs(self, now: float, reason: str) -> list[RunRecord]:

@@ -83,6 +83,7 @@ class Supervisor:
         self._status_dirty = True
         self._stray_scans = 0
         self._tasks: list[asyncio.Task[Any]] = []
+        self._fire_queue: list[tuple[StrategyRuntime, float]] = []
         self._loop: asyncio.AbstractEventLoop
         self.store: Store
         self.logpump: LogPump
@@ -136,6 +137,7 @@ class Supervisor:
         self.scheduler = Scheduler(
             on_fire=lambda name, slot: threadsafe(self._fire, name, slot),
             on_missed=lambda name, slot: threadsafe(self._missed, name, slot),
+            lead=config.host.prelaunch,
         )
         self.scheduler.start()
         self.watcher = FolderWatcher(config.host.strategies_dir, debounce=config.host.debounce)
@@ -297,21 +299,58 @@ class Supervisor:
     # -- firing and launching ------------------------------------------------
 
     def _fire(self, name: str, slot: datetime) -> None:
+        """The scheduler says ``slot`` is due (``prelaunch`` seconds early)."""
+        rt = self._schedulable(name)
+        if rt is None:
+            return
+        if rt.run is not None:
+            # Overlap is decided at the slot itself: the current run may still end in time.
+            delay = max(0.0, slot.timestamp() - time.time())
+            self._loop.call_later(delay, self._fire_at_slot, name, slot)
+            return
+        self._queue_launch(rt, slot.timestamp())
+
+    def _fire_at_slot(self, name: str, slot: datetime) -> None:
+        rt = self._schedulable(name)
+        if rt is None:
+            return
+        if rt.run is None:
+            self._queue_launch(rt, slot.timestamp())
+            return
+        assert rt.spec is not None
+        if rt.spec.settings.overlap == "replace":
+            rt.pending = ("schedule", slot.timestamp())
+            self._stop_run(rt, StopReason("stopped", f"replaced by the run for slot {slot.isoformat()}"))
+            return
+        reason = f"slot {slot.isoformat()} skipped: run {rt.run.id} is still running"
+        log.warning("%s: %s", name, reason)
+        self.store.consume_slot(name, slot.timestamp(), reason)
+        self.logpump.note(name, rt.run.id, reason)
+
+    def _schedulable(self, name: str) -> StrategyRuntime | None:
         rt = self.runtimes.get(name)
         if rt is None or rt.spec is None or not rt.enabled or rt.invalid_reason is not None or self._shutting_down:
+            return None
+        return rt
+
+    def _queue_launch(self, rt: StrategyRuntime, slot: float) -> None:
+        # Fires that arrive together (many strategies on one slot) are recorded
+        # in one transaction: one fsync for the burst instead of one per run.
+        if any(queued is rt for queued, _ in self._fire_queue):
             return
-        stamp = slot.timestamp()
-        if rt.run is not None:
-            if rt.spec.settings.overlap == "replace":
-                rt.pending = ("schedule", stamp)
-                self._stop_run(rt, StopReason("stopped", f"replaced by the run for slot {slot.isoformat()}"))
-                return
-            reason = f"slot {slot.isoformat()} skipped: run {rt.run.id} is still running"
-            log.warning("%s: %s", name, reason)
-            self.store.consume_slot(name, stamp, reason)
-            self.logpump.note(name, rt.run.id, reason)
+        self._fire_queue.append((rt, slot))
+        if len(self._fire_queue) == 1:
+            self._loop.call_soon(self._flush_fire_queue)
+
+    def _flush_fire_queue(self) -> None:
+        queued, self._fire_queue = self._fire_queue, []
+        ready = [(rt, slot) for rt, slot in queued if self._schedulable(rt.name) is rt and rt.run is None]
+        if not ready:
             return
-        self._launch(rt, "schedule", stamp)
+        now = time.time()
+        ids = self.store.begin_runs([(rt.name, "schedule", slot, now) for rt, slot in ready])
+        for (rt, slot), run_id in zip(ready, ids):
+            self._spawn(rt, run_id, "schedule", slot, now)
 
     def _missed(self, name: str, slot: datetime) -> None:
         rt = self.runtimes.get(name)
@@ -323,10 +362,15 @@ class Supervisor:
         self.logpump.note(name, 0, reason)
 
     def _launch(self, rt: StrategyRuntime, trigger: str, scheduled_at: float | None) -> ActiveRun | None:
-        spec = rt.spec
-        assert spec is not None and rt.run is None
+        """Record a run, then start its process."""
         started = time.time()
         run_id = self.store.begin_run(rt.name, trigger, scheduled_at, started)
+        return self._spawn(rt, run_id, trigger, scheduled_at, started)
+
+    def _spawn(self, rt: StrategyRuntime, run_id: int, trigger: str, scheduled_at: float | None, started: float) -> ActiveRun | None:
+        """Start the process of a recorded run through the fork server."""
+        spec = rt.spec
+        assert spec is not None and rt.run is None
         token = secrets.token_urlsafe(24)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -336,9 +380,10 @@ class Supervisor:
         except ForkServerError as exc:
             for fd in (out_r, err_r, status_r):
                 os.close(fd)
-            outcome = Outcome("failed", None, None, f"could not launch: {exc}")
-            self.store.finish_run(run_id, ended_at=time.time(), entered_at=None, exit_code=None, signal=None, peak_rss=None, outcome=outcome.outcome, error=outcome.error)
-            log.error("%s: %s", rt.name, outcome.error)
+            error = f"could not launch: {exc}"
+            self.store.finish_run(run_id, ended_at=time.time(), entered_at=None, pid=None, exit_code=None, signal=None, peak_rss=None, outcome="failed", error=error)
+            rt.last_outcome, rt.last_error, rt.last_exit_code = "failed", error, None
+            log.error("%s: %s", rt.name, error)
             return None
         finally:
             for fd in (out_w, err_w, status_w):
@@ -364,6 +409,8 @@ class Supervisor:
             "name": spec.name,
             "trigger": trigger,
             "scheduled_at": scheduled_at,
+            # A scheduled run is started ahead of its slot and calls run() at the slot.
+            "start_at": scheduled_at if trigger == "schedule" else None,
             "token": token,
             "run_endpoint": f"ipc://{self.config.run_socket}",
             "target": {
@@ -421,7 +468,6 @@ class Supervisor:
         op = message.get("op")
         if op == "started":
             run.pid = int(message["pid"])
-            self.store.set_run_pid(run.id, run.pid)
             if run.stop is not None:
                 self._signal_stop(rt, run)
         elif op == "exited":
@@ -466,7 +512,7 @@ class Supervisor:
         outcome = classify_exit(status, run.result, run.stop, memory_limit=settings.memory, cpu_limit=settings.cpu_time)
         ended = time.time()
         peak = max(run.peak_rss, maxrss) or None
-        self.store.finish_run(run.id, ended_at=ended, entered_at=run.entered_at, exit_code=outcome.exit_code, signal=outcome.signal, peak_rss=peak, outcome=outcome.outcome, error=outcome.error)
+        self.store.finish_run(run.id, ended_at=ended, entered_at=run.entered_at, pid=run.pid, exit_code=outcome.exit_code, signal=outcome.signal, peak_rss=peak, outcome=outcome.outcome, error=outcome.error)
         self._active.pop(run.id, None)
         self._tokens.pop(run.token, None)
         rt.run = None
@@ -841,7 +887,7 @@ def _describe_end(run: ActiveRun, outcome: Outcome, ended: float, peak: int | No
     return f"{text} ({outcome.error})" if outcome.error else text
 
 
-_RESTART_ONLY = ("state_dir", "database", "strategies_dir", "preload", "log_max_bytes", "log_backups")
+_RESTART_ONLY = ("state_dir", "database", "strategies_dir", "preload", "log_max_bytes", "log_backups", "prelaunch")
 
 
 def _restart_only_changes(old: Config, new: Config) -> list[str]:

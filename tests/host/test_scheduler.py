@@ -198,3 +198,30 @@ def test_shutdown_makes_it_not_alive(rec: Recorder) -> None:
     sched.shutdown()
     assert not sched.alive
     sched.shutdown()  # idempotent
+
+
+def test_lead_fires_ahead_of_each_slot_and_reports_the_slot(rec: Recorder) -> None:
+    sched = Scheduler(on_fire=rec.fire, on_missed=rec.miss, lead=0.3)
+    sched.start()
+    try:
+        schedule = every_second()
+        first = schedule.next_after(datetime.now(UTC) + timedelta(seconds=0.5))
+        sched.schedule("early", schedule, first=first, misfire_grace=5.0, coalesce=True)
+        assert sched.next_run("early") == first, "next_run names the slot, not the earlier launch"
+        time.sleep((first - datetime.now(UTC)).total_seconds() + 1.2)
+        with rec.lock:
+            fired = list(rec.fired)
+    finally:
+        sched.shutdown()
+    slots = [slot for _, slot, _ in fired]
+    assert slots[:2] == [first, first + timedelta(seconds=1)]
+    for _, slot, at in fired:
+        early = (slot - at).total_seconds()
+        assert 0.25 < early <= 0.3 + 1e-3, f"fired {early * 1000:.0f} ms before its slot"
+
+
+def test_trigger_with_lead_returns_slots_minus_lead() -> None:
+    trigger = ScheduleTrigger(every_second(), misfire_grace=5.0, lead=0.25)
+    now = datetime(2026, 3, 1, 12, 0, 0, 500000, tzinfo=UTC)
+    fire = trigger.get_next_fire_time(now - timedelta(seconds=0.25), now)
+    assert fire == datetime(2026, 3, 1, 12, 0, 0, 750000, tzinfo=UTC)

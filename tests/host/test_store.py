@@ -25,7 +25,7 @@ def store(db_url: str) -> Iterator[Store]:
 
 
 def finish(store: Store, run_id: int, *, ended_at: float, outcome: str = "ok", error: str | None = None, exit_code: int | None = 0) -> None:
-    store.finish_run(run_id, ended_at=ended_at, entered_at=ended_at - 0.5, exit_code=exit_code, signal=None, peak_rss=1234, outcome=outcome, error=error)
+    store.finish_run(run_id, ended_at=ended_at, entered_at=ended_at - 0.5, pid=4321, exit_code=exit_code, signal=None, peak_rss=1234, outcome=outcome, error=error)
 
 
 # ------------------------------------------------------------ database setup
@@ -172,23 +172,25 @@ def test_finish_run_history_last_runs_and_counts(store: Store) -> None:
     assert [r.id for r in store.runs(limit=2)] == [b1, a3]
 
 
-def test_set_run_pid(store: Store) -> None:
+def test_finish_run_records_pid_and_begin_runs_shares_one_transaction(store: Store) -> None:
     run_id = store.begin_run("a", "manual", None, 1.0)
-    store.set_run_pid(run_id, 4321)
+    finish(store, run_id, ended_at=2.0)
     assert store.runs("a")[0].pid == 4321
+    store.ensure_strategy("b", enabled=True, now=0.0)
+    ids = store.begin_runs([("b", "schedule", 10.0, 9.8), ("c", "manual", None, 9.8)])
+    assert ids == sorted(ids) and len(ids) == 2
+    assert store.strategies()["b"].last_slot == 10.0
 
 
 def test_close_lost_runs(store: Store) -> None:
     done = store.begin_run("a", "manual", None, 1.0)
     finish(store, done, ended_at=2.0)
     open1 = store.begin_run("a", "schedule", 3.0, 3.0)
-    store.set_run_pid(open1, 999)
     open2 = store.begin_run("b", "continuous", None, 4.0)
 
     lost = store.close_lost_runs(100.0, "supervisor died")
     assert all(isinstance(r, RunRecord) for r in lost)
     assert sorted(r.id for r in lost) == [open1, open2]
-    assert {r.id: r.pid for r in lost}[open1] == 999
 
     by_id = {r.id: r for r in store.runs()}
     for run_id in (open1, open2):
