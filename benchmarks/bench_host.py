@@ -223,7 +223,7 @@ class Busy:
 class Host:
     """One supervisor on its own folder: strategies/ (``s``), state (``st``), config."""
 
-    def __init__(self, root: Path, strategies: dict[str, str]) -> None:
+    def __init__(self, root: Path, strategies: dict[str, str], host_options: str = "") -> None:
         self.root = root
         self.strategies_dir = root / "s"
         self.state_dir = root / "st"
@@ -233,7 +233,7 @@ class Host:
         self.out.mkdir()
         for name, text in strategies.items():
             (self.strategies_dir / f"{name}.py").write_text(text)
-        self.config.write_text('[host]\nstrategies_dir = "s"\nstate_dir = "st"\n')
+        self.config.write_text('[host]\nstrategies_dir = "s"\nstate_dir = "st"\n' + host_options)
         if len(str(self.state_dir / "control.sock")) >= 100:
             raise SystemExit(f"temporary path too long for a unix socket: {self.state_dir}")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -314,6 +314,7 @@ class Host:
 class Results:
     machine: dict[str, str] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
+    latency_at_slot: dict[str, Any] = field(default_factory=dict)
     fresh: dict[str, Any] = field(default_factory=dict)
     burst: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
@@ -329,9 +330,11 @@ def log(message: str) -> None:
 # ------------------------------------------------------------------ 1. fire -> run() latency
 
 
-def bench_latency(root: Path, samples: int, warmup: float) -> dict[str, Any]:
+def bench_latency(root: Path, samples: int, warmup: float, prelaunch: float | None = None) -> dict[str, Any]:
+    """``prelaunch`` None keeps the default; 0 forks each run at its slot rather than ahead of it."""
     out_dir = root / "out"
-    host = Host(root, {"lat": RECORDING_STRATEGY.format(schedule="* * * * * *", out=str(out_dir))})
+    options = "" if prelaunch is None else f"prelaunch = {prelaunch}\n"
+    host = Host(root, {"lat": RECORDING_STRATEGY.format(schedule="* * * * * *", out=str(out_dir))}, options)
     try:
         ready = host.start()
         first_slot = ready + warmup
@@ -563,6 +566,9 @@ def render(r: Results, command: str, args: argparse.Namespace) -> str:
         add(f"| 1 | cron slot → run() entered, p50 (n={lat['n']}) | {ms(lat['p50'])} | ≤ 5 ms | {verdict(lat['p50'] <= 0.005)} |")
         add(f"| 1 | cron slot → run() entered, p99 | {ms(lat['p99'])} | ≤ 20 ms | {verdict(lat['p99'] <= 0.020)} |")
         add(f"| 1 | cron slot → run() entered, p90 / max | {ms(lat['p90'])} / {ms(lat['max'])} | – | |")
+    at_slot = r.latency_at_slot.get("latency")
+    if at_slot:
+        add(f"| 1b | same with `prelaunch = 0` (forked at the slot, not ahead of it), p50 / p99 (n={at_slot['n']}) | {ms(at_slot['p50'])} / {ms(at_slot['p99'])} | – | |")
     fresh = r.fresh.get("latency")
     if fresh and lat:
         add(f"| 2 | fresh interpreter per run: fire → run() entered, p50 / p99 (n={fresh['n']}) | {ms(fresh['p50'])} / {ms(fresh['p99'])} | comparison | "
@@ -640,7 +646,7 @@ def render(r: Results, command: str, args: argparse.Namespace) -> str:
             f"({r.idle['supervisor_threads']} threads), fork server {r.idle['forkserver_pct']:.2f} %.")
         add("")
     if r.busy:
-        names = {"1": "1 latency", "2": "2 fresh interpreter", "3": "3 burst", "4": "4 memory", "5": "5 idle CPU"}
+        names = {"1": "1 latency", "1b": "1b latency, prelaunch = 0", "2": "2 fresh interpreter", "3": "3 burst", "4": "4 memory", "5": "5 idle CPU"}
         add("**Whole-machine CPU busy during each phase** (all processes incl. the host under test, % of all cores; "
             "anything well above the host's own share is competing load):")
         add("")
@@ -665,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--firings", type=int, help="burst firings (default 5, --quick 3)")
     parser.add_argument("--strategies", type=int, default=100, help="strategies in the burst and idle tests (default 100)")
     parser.add_argument("--idle-seconds", type=float, help="idle CPU measurement (default 30, --quick 10)")
-    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated subset of measurements, e.g. 1,2")
+    parser.add_argument("--only", default="1,1b,2,3,4,5", help="comma-separated subset of measurements, e.g. 1,2")
     parser.add_argument("--output", type=Path, help="also write the markdown report here")
     parser.add_argument("--json", type=Path, help="also write all figures, including raw samples, as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, databases)")
@@ -687,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         phases = [
             ("1", "latency", lambda: bench_latency(root / "a", samples, warmup=2.0)),
+            ("1b", "latency_at_slot", lambda: bench_latency(root / "a0", samples, warmup=2.0, prelaunch=0)),
             ("2", "fresh", lambda: bench_fresh(root / "b", fresh_samples)),
             ("3", "burst", lambda: bench_burst(root / "c", args.strategies, firings, period=5)),
             ("4", "memory", lambda: bench_memory(root / "d", settle=1.5)),

@@ -101,10 +101,16 @@ def _wants_context(run: Callable[..., Any]) -> bool:
     return bool(positional)
 
 
-def _call(run: Callable[..., Any], ctx: Context) -> None:
-    result = run(ctx) if _wants_context(run) else run()
-    if inspect.isawaitable(result):
-        asyncio.run(_await(result))
+def _bind(run: Callable[..., Any], ctx: Context) -> Callable[[], None]:
+    """Return a no-argument callable for ``run``; inspecting the signature is done before the slot."""
+    takes_ctx = _wants_context(run)
+
+    def call() -> None:
+        result = run(ctx) if takes_ctx else run()
+        if inspect.isawaitable(result):
+            asyncio.run(_await(result))
+
+    return call
 
 
 async def _await(awaitable: Any) -> None:
@@ -152,10 +158,11 @@ def run_target(request: Mapping[str, Any]) -> int:
             traceback.print_exc()
             _report({"event": "result", "outcome": "load_error", "error": error_summary(exc)})
             return EXIT_LOAD_ERROR
+        call = _bind(run, ctx)
         try:
             _wait_until(request.get("start_at"))
             _report({"event": "entered", "t": time.time()})
-            _call(run, ctx)
+            call()
         except StopRequested:
             _report({"event": "result", "outcome": "stopped"})
             return EXIT_OK
