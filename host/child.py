@@ -17,21 +17,27 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Limits", "STATUS_FD", "confine", "rlimits_for", "set_parent_death_signal", "set_child_subreaper"]
+__all__ = ["Limits", "STATUS_FD", "confine", "rlimits_for", "set_child_subreaper", "set_dumpable", "set_parent_death_signal"]
 
 STATUS_FD = 3
 """The child writes its status events (run entered, result) to this descriptor."""
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 _libc = ctypes.CDLL(None, use_errno=True)
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def set_parent_death_signal(signum: int) -> None:
     """Ask the kernel to send ``signum`` to this process when its parent dies."""
     if _libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def set_dumpable(dumpable: bool) -> None:
+    """A non-dumpable process's /proc files (environ, mem) are closed to other processes of its user."""
+    if _libc.prctl(_PR_SET_DUMPABLE, int(dumpable), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
 
 
 def set_child_subreaper() -> None:
@@ -42,36 +48,22 @@ def set_child_subreaper() -> None:
 
 @dataclass(frozen=True)
 class Limits:
-    memory: int | None = None
+    """Per-process kernel limits. Memory is not among them: the supervisor
+    measures the resident memory of the run's whole process tree instead,
+    because an address-space limit also counts thread stacks and malloc
+    arenas and breaks strategies that start threads."""
+
     cpu_time: float | None = None
     open_files: int | None = None
 
     @classmethod
     def from_request(cls, data: Mapping[str, object]) -> Limits:
-        return cls(memory=data.get("memory"), cpu_time=data.get("cpu_time"), open_files=data.get("open_files"))  # type: ignore[arg-type]
+        return cls(cpu_time=data.get("cpu_time"), open_files=data.get("open_files"))  # type: ignore[arg-type]
 
 
-def _current_address_space() -> int:
-    # os.open/os.read: a text-mode open() costs a millisecond on the launch path.
-    fd = os.open("/proc/self/statm", os.O_RDONLY)
-    try:
-        return int(os.read(fd, 256).split()[0]) * _PAGE_SIZE
-    finally:
-        os.close(fd)
-
-
-def rlimits_for(limits: Limits, *, address_space: int, nofile_hard: int) -> list[tuple[int, tuple[int, int]]]:
-    """Return the ``setrlimit`` calls that enforce ``limits`` (pure).
-
-    The memory limit caps growth of the address space beyond what the process
-    inherited from the fork server, so a strategy gets MemoryError rather than
-    taking the machine down; the supervisor separately kills a process group
-    whose resident memory exceeds the limit.
-    """
+def rlimits_for(limits: Limits, *, nofile_hard: int) -> list[tuple[int, tuple[int, int]]]:
+    """Return the ``setrlimit`` calls that enforce ``limits`` (pure)."""
     calls: list[tuple[int, tuple[int, int]]] = [(resource.RLIMIT_CORE, (0, 0))]
-    if limits.memory is not None:
-        cap = address_space + limits.memory
-        calls.append((resource.RLIMIT_AS, (cap, cap)))
     if limits.cpu_time is not None:
         soft = max(1, math.ceil(limits.cpu_time))
         # SIGXCPU at the soft limit, SIGKILL a little later if it is ignored.
@@ -105,7 +97,7 @@ def confine(*, pipes: Sequence[int], parent_pid: int, limits: Limits, cwd: str, 
     os.closerange(STATUS_FD + 1, _max_fd())
 
     _, nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    for which, value in rlimits_for(limits, address_space=_current_address_space(), nofile_hard=nofile_hard):
+    for which, value in rlimits_for(limits, nofile_hard=nofile_hard):
         resource.setrlimit(which, value)
 
     os.chdir(cwd)

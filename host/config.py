@@ -72,11 +72,13 @@ class HostConfig(BaseModel):
     watch_interval: float = Field(default=0.5, gt=0)
     """Seconds between polls of the strategies folder."""
     debounce: float = Field(default=0.3, ge=0)
+    """Seconds a changed file must stay unchanged before it is (re)loaded."""
     prelaunch: float = Field(default=0.2, ge=0, le=5)
     """Seconds before a cron slot that its run process is started; it waits for the slot to call run()."""
-    """Seconds a changed file must stay unchanged before it is (re)loaded."""
-    scrub_env: list[str] = Field(default_factory=lambda: list(DEFAULT_SCRUB_ENV))
-    """Glob patterns of environment variables never passed to strategies; setting it replaces the defaults."""
+    scrub_env: list[str] = Field(default_factory=list)
+    """More glob patterns of environment variables never passed to strategies, on top of DEFAULT_SCRUB_ENV."""
+    history_days: float = Field(default=90.0, ge=0)
+    """Finished runs and events older than this are deleted; 0 keeps everything."""
     shutdown_timeout: float = Field(default=30.0, gt=0)
     """Extra seconds, beyond the largest grace, the whole host may take to stop."""
 
@@ -91,7 +93,12 @@ class HostConfig(BaseModel):
             raise ValueError(f"expected a path string, got {value!r}")
         return value
 
-    @field_validator("watch_interval", "debounce", "prelaunch", "shutdown_timeout", mode="before")
+    @property
+    def scrub_patterns(self) -> list[str]:
+        """Every pattern removed from run environments: the defaults (never optional) and ours."""
+        return [*DEFAULT_SCRUB_ENV, *(p for p in self.scrub_env if p not in DEFAULT_SCRUB_ENV)]
+
+    @field_validator("watch_interval", "debounce", "prelaunch", "shutdown_timeout", "history_days", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
         return whole_to_float(value)

@@ -67,7 +67,7 @@ async def dispatch(supervisor: Supervisor, payload: bytes) -> dict[str, Any]:
     return ok_reply(result)
 
 
-async def serve_control(supervisor: Supervisor, endpoint: str, path: Path) -> None:
+async def serve_control(supervisor: Supervisor, path: Path) -> None:
     """Serve control requests until cancelled."""
     context = zmq.asyncio.Context.instance()
     sock = context.socket(zmq.ROUTER)

@@ -12,11 +12,19 @@ Protocol on the SOCK_SEQPACKET socket (one JSON object per packet)::
 
     server → supervisor  {"op": "hello", "pid": N, "preload_errors": [...]}
     supervisor → server  {"op": "launch", "run_id": N, ...request}  + 3 fds (stdout, stderr, status write ends)
+                         {"op": "signal", "run_id": N, "signal": S}   to the run's process group
     server → supervisor  {"op": "started", "run_id": N, "pid": P}
                          {"op": "failed", "run_id": N, "error": "..."}
                          {"op": "exited", "run_id": N, "pid": P, "status": S, "maxrss": B, "cpu": T}
 
-End of file on the socket means the supervisor is gone: the server exits.
+End of file on the socket means the supervisor is gone: the server kills
+whatever is left of its runs and exits.
+
+Only the fork server signals runs: it knows whether a run's leader has been
+reaped, so a signal can never reach a recycled pid. When a leader exits, the
+server kills the rest of its process group while the zombie still holds the
+group id, then reaps it. Both directions of the socket are non-blocking with
+queues, so neither side can stall the other in a burst of launches.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ import select
 import signal
 import socket
 import sys
+import time
 import traceback
+from collections import deque
 from typing import Any
 
 from . import runner
@@ -37,12 +47,30 @@ from .child import Limits, confine, set_child_subreaper, set_parent_death_signal
 
 __all__ = ["main"]
 
-_MAX_PACKET = 256 * 1024
+MAX_PACKET = 256 * 1024
+_SWEEP_INTERVAL = 0.25
+_SWEEPS_AFTER_EXIT = 8
 _RUNTIME_MODULES = ("host.runner", "host.context", "host.runchannel", "zmq", "asyncio", "json", "logging")
 
 
-def _send(sock: socket.socket, message: dict[str, Any]) -> None:
-    sock.send(json.dumps(message).encode())
+class _Outbox:
+    """Messages to the supervisor, sent as the socket accepts them."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.queue: deque[bytes] = deque()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.queue.append(json.dumps(message).encode())
+        self.flush()
+
+    def flush(self) -> None:
+        while self.queue:
+            try:
+                self.sock.send(self.queue[0])
+            except BlockingIOError:
+                return
+            self.queue.popleft()
 
 
 def _preload(modules: list[str]) -> list[str]:
@@ -72,12 +100,12 @@ def _child(sock: socket.socket, request: dict[str, Any], fds: list[int], wakeup:
         os._exit(code)
 
 
-def _launch(sock: socket.socket, request: dict[str, Any], fds: list[int], wakeup: tuple[int, int], children: dict[int, int]) -> None:
+def _launch(outbox: _Outbox, request: dict[str, Any], fds: list[int], wakeup: tuple[int, int], children: dict[int, int]) -> None:
     run_id = request["run_id"]
     if len(fds) != 3:
         for fd in fds:
             os.close(fd)
-        _send(sock, {"op": "failed", "run_id": run_id, "error": f"expected 3 descriptors, got {len(fds)}"})
+        outbox.send({"op": "failed", "run_id": run_id, "error": f"expected 3 descriptors, got {len(fds)}"})
         return
     request["_parent"] = os.getpid()
     try:
@@ -85,31 +113,103 @@ def _launch(sock: socket.socket, request: dict[str, Any], fds: list[int], wakeup
     except OSError as exc:
         for fd in fds:
             os.close(fd)
-        _send(sock, {"op": "failed", "run_id": run_id, "error": f"fork failed: {exc.strerror}"})
+        outbox.send({"op": "failed", "run_id": run_id, "error": f"fork failed: {exc.strerror}"})
         return
     if pid == 0:
-        _child(sock, request, fds, wakeup)
+        _child(outbox.sock, request, fds, wakeup)
     for fd in fds:
         os.close(fd)
     children[pid] = run_id
-    _send(sock, {"op": "started", "run_id": run_id, "pid": pid})
+    outbox.send({"op": "started", "run_id": run_id, "pid": pid})
 
 
-def _reap(sock: socket.socket, children: dict[int, int]) -> None:
+def _signal_run(request: dict[str, Any], children: dict[int, int]) -> None:
+    for pid, run_id in children.items():
+        if run_id == request.get("run_id"):
+            _signal_group(pid, int(request["signal"]))
+            return
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        try:
+            os.kill(pid, signum)  # the child has not called setsid yet
+        except ProcessLookupError:
+            pass
+
+
+def _reap(outbox: _Outbox, children: dict[int, int]) -> bool:
+    """Reap every exited child; True if a run ended."""
+    ended = False
     while True:
         try:
-            pid, status, usage = os.wait4(-1, os.WNOHANG)
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
-            return
-        if pid == 0:
-            return
+            return ended
+        if info is None:
+            return ended
+        pid = info.si_pid
         run_id = children.pop(pid, None)
-        if run_id is None:
-            continue  # an orphaned grandchild re-parented to us as subreaper
-        _send(sock, {
-            "op": "exited", "run_id": run_id, "pid": pid, "status": status,
-            "maxrss": usage.ru_maxrss * 1024, "cpu": usage.ru_utime + usage.ru_stime,
-        })
+        if run_id is not None:
+            # The unreaped leader still holds its group id: nothing else can own it.
+            _signal_group(pid, signal.SIGKILL)
+        _, status, usage = os.wait4(pid, 0)
+        if run_id is not None:
+            ended = True
+            outbox.send({
+                "op": "exited", "run_id": run_id, "pid": pid, "status": status,
+                "maxrss": usage.ru_maxrss * 1024, "cpu": usage.ru_utime + usage.ru_stime,
+            })
+
+
+def _sweep_strays(children: dict[int, int]) -> None:
+    """Kill our children that are not runs nor in a live run's process group.
+
+    Descendants that left their run's group (setsid) re-parent to us, the
+    subreaper, when their parent dies; a run's processes must stay in its tree.
+    """
+    for pid in _children_of(os.getpid()):
+        if pid in children:
+            continue
+        try:
+            group = os.getpgid(pid)
+        except ProcessLookupError:
+            continue
+        if group not in children:
+            _signal_group(pid, signal.SIGKILL)
+
+
+def _kill_descendants() -> None:
+    """Kill every process that is still our child (runs and re-parented strays) and reap them."""
+    for _ in range(100):
+        mine = [pid for pid in _children_of(os.getpid())]
+        if not mine:
+            return
+        for pid in mine:
+            _signal_group(pid, signal.SIGKILL)
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        time.sleep(0.01)
+
+
+def _children_of(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(entry))
+    return found
 
 
 def serve(sock: socket.socket, preload: list[str]) -> None:
@@ -129,25 +229,52 @@ def serve(sock: socket.socket, preload: list[str]) -> None:
     gc.collect()
     gc.freeze()  # keep collector passes from touching (and so copying) inherited pages
     children: dict[int, int] = {}
-    _send(sock, {"op": "hello", "pid": os.getpid(), "preload_errors": errors})
-    while True:
-        ready, _, _ = select.select([sock, wake_r], [], [])
-        if wake_r in ready:
-            try:
-                os.read(wake_r, 4096)
-            except BlockingIOError:
-                pass
-            _reap(sock, children)
-        if sock in ready:
-            message, fds, _flags, _addr = socket.recv_fds(sock, _MAX_PACKET, 8)
-            if not message:
+    sock.setblocking(False)
+    outbox = _Outbox(sock)
+    outbox.send({"op": "hello", "pid": os.getpid(), "preload_errors": errors})
+    sweeps = 0  # strays show up shortly after a run ends; look a few times, then sleep
+    try:
+        while True:
+            writers = [sock] if outbox.queue else []
+            ready, writable, _ = select.select([sock, wake_r], writers, [], _SWEEP_INTERVAL if sweeps else None)
+            if writable:
+                outbox.flush()
+            if wake_r in ready:
+                try:
+                    os.read(wake_r, 4096)
+                except BlockingIOError:
+                    pass
+                if _reap(outbox, children):
+                    sweeps = _SWEEPS_AFTER_EXIT
+            if sweeps:
+                sweeps -= 1
+                _sweep_strays(children)
+            if sock in ready and not _receive(sock, outbox, (wake_r, wake_w), children):
                 return
-            request = json.loads(message)
-            if request.get("op") == "launch":
-                _launch(sock, request, fds, (wake_r, wake_w), children)
-            else:
-                for fd in fds:
-                    os.close(fd)
+    finally:
+        _kill_descendants()
+
+
+def _receive(sock: socket.socket, outbox: _Outbox, wakeup: tuple[int, int], children: dict[int, int]) -> bool:
+    """Handle every request waiting on the socket; False once the supervisor has gone."""
+    while True:
+        try:
+            message, fds, _flags, _addr = socket.recv_fds(sock, MAX_PACKET, 8)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not message:
+            return False
+        request = json.loads(message)
+        op = request.get("op")
+        if op == "launch":
+            _launch(outbox, request, fds, wakeup, children)
+            continue
+        for fd in fds:
+            os.close(fd)
+        if op == "signal":
+            _signal_run(request, children)
 
 
 def main(argv: list[str]) -> None:

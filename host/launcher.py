@@ -9,14 +9,15 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
+from collections import deque
 from typing import Any
+
+from .forkserver import MAX_PACKET
 
 __all__ = ["ForkServerError", "Launcher"]
 
 log = logging.getLogger("tradehost.launcher")
-_MAX_PACKET = 256 * 1024
 
 
 class ForkServerError(RuntimeError):
@@ -48,10 +49,12 @@ class Launcher:
         self.pid: int | None = None
         self.preload_errors: list[str] = []
         self._closing = False
+        self._outbox: deque[tuple[bytes, list[int]]] = deque()
 
     async def start(self, timeout: float = 60.0) -> None:
         """Start the fork server and wait for its hello."""
         self._loop = asyncio.get_running_loop()
+        self._closing = False
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._process = subprocess.Popen(
@@ -61,11 +64,20 @@ class Launcher:
                 stdin=subprocess.DEVNULL,
                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
             )
+        except OSError:
+            ours.close()
+            raise
         finally:
             theirs.close()
         ours.setblocking(False)
         self._sock = ours
-        hello = await asyncio.wait_for(self._receive_hello(), timeout)
+        try:
+            hello = await asyncio.wait_for(self._receive_hello(), timeout)
+        except BaseException:
+            self._sock = None
+            ours.close()
+            self._process.kill()
+            raise
         self.pid = hello["pid"]
         self.preload_errors = hello.get("preload_errors", [])
         for error in self.preload_errors:
@@ -74,36 +86,57 @@ class Launcher:
 
     async def _receive_hello(self) -> dict[str, Any]:
         assert self._loop is not None and self._sock is not None
-        data = await self._loop.sock_recv(self._sock, _MAX_PACKET)
+        data = await self._loop.sock_recv(self._sock, MAX_PACKET)
         if not data:
             raise ForkServerError(f"fork server exited during start-up (exit code {self._process.wait() if self._process else '?'})")
         return json.loads(data)
 
     def launch(self, request: Mapping[str, Any], fds: Sequence[int]) -> None:
-        """Ask the fork server to fork one run; ``fds`` are the run's pipe write ends."""
-        if self._sock is None:
-            raise ForkServerError("fork server is not running")
+        """Ask the fork server to fork one run; ``fds`` are the run's pipe write ends.
+
+        The descriptors are duplicated for the queue, so the caller closes its own at once.
+        """
         payload = json.dumps({"op": "launch", **request}).encode()
-        if len(payload) > _MAX_PACKET:
-            raise ForkServerError(f"launch request is {len(payload)} bytes; the limit is {_MAX_PACKET}")
-        deadline = time.monotonic() + 5.0
-        while True:
+        if len(payload) > MAX_PACKET:
+            raise ForkServerError(f"launch request is {len(payload)} bytes; the limit is {MAX_PACKET}")
+        self._enqueue(payload, [os.dup(fd) for fd in fds])
+
+    def signal(self, run_id: int, signum: int) -> None:
+        """Have the fork server signal a run's process group (it knows whether the run was reaped)."""
+        self._enqueue(json.dumps({"op": "signal", "run_id": run_id, "signal": int(signum)}).encode(), [])
+
+    def _enqueue(self, payload: bytes, fds: list[int]) -> None:
+        if self._sock is None:
+            for fd in fds:
+                os.close(fd)
+            raise ForkServerError("fork server is not running")
+        self._outbox.append((payload, fds))
+        if len(self._outbox) == 1:
+            self._flush()
+
+    def _flush(self) -> None:
+        # Never block the event loop: what the socket does not take now is sent when it is writable.
+        assert self._loop is not None
+        while self._outbox and self._sock is not None:
+            payload, fds = self._outbox[0]
             try:
-                socket.send_fds(self._sock, [payload], list(fds))
-                return
+                socket.send_fds(self._sock, [payload], fds) if fds else self._sock.send(payload)
             except BlockingIOError:
-                # The server is busy forking a burst of runs; its queue drains in milliseconds.
-                if time.monotonic() > deadline:
-                    raise ForkServerError("fork server is not reading launch requests") from None
-                time.sleep(0.001)
-            except OSError as exc:
-                raise ForkServerError(f"fork server is gone: {exc.strerror or exc}") from exc
+                self._loop.add_writer(self._sock.fileno(), self._flush)
+                return
+            except OSError:
+                self._lost()
+                return
+            self._outbox.popleft()
+            for fd in fds:
+                os.close(fd)
+        if self._sock is not None:
+            self._loop.remove_writer(self._sock.fileno())
 
     def _readable(self) -> None:
-        assert self._sock is not None
-        while True:
+        while self._sock is not None:
             try:
-                data = self._sock.recv(_MAX_PACKET)
+                data = self._sock.recv(MAX_PACKET)
             except BlockingIOError:
                 return
             except OSError:
@@ -116,15 +149,19 @@ class Launcher:
     def _lost(self) -> None:
         if self._loop is not None and self._sock is not None:
             self._loop.remove_reader(self._sock.fileno())
+            self._loop.remove_writer(self._sock.fileno())
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if self._process is not None:
-            try:
-                self._process.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        while self._outbox:
+            for fd in self._outbox.popleft()[1]:
+                os.close(fd)
+        if not self._closing and self._process is not None:
+            process = self._process
+            if process.poll() is None:
+                process.kill()  # of no use without its socket
+            if self._loop is not None:
+                self._loop.run_in_executor(None, process.wait)
         if not self._closing:
             log.error("fork server (pid %s) died", self.pid)
             self._on_lost()
@@ -134,15 +171,13 @@ class Launcher:
         return self._sock is not None and self._process is not None and self._process.poll() is None
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Close the socket (the server exits on end of file) and wait for it."""
+        """Close the socket (the server kills what is left of its runs and exits) and wait for it."""
         self._closing = True
-        if self._loop is not None and self._sock is not None:
-            self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
+        if self._sock is not None:
+            self._lost()
         if self._process is not None:
             try:
                 await asyncio.wait_for(asyncio.to_thread(self._process.wait), timeout)
             except asyncio.TimeoutError:
                 self._process.kill()
-                self._process.wait()
+                await asyncio.to_thread(self._process.wait)

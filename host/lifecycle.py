@@ -46,9 +46,11 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     _S.RUNNING: frozenset({_S.STOPPING, _S.IDLE, _S.STOPPED, _S.BACKOFF, _S.FATAL, _S.INVALID}),
     # STOPPING→STARTING: overlap "replace" launches the new run once the old one is gone.
     _S.STOPPING: frozenset({_S.STOPPED, _S.IDLE, _S.STARTING, _S.BACKOFF, _S.FATAL, _S.INVALID}),
-    _S.BACKOFF: frozenset({_S.STARTING, _S.STOPPED, _S.FATAL, _S.INVALID}),
+    # BACKOFF→IDLE: restarted by an operator, or no longer @continuous.
+    _S.BACKOFF: frozenset({_S.STARTING, _S.IDLE, _S.STOPPED, _S.FATAL, _S.INVALID}),
     _S.FATAL: frozenset({_S.IDLE, _S.STARTING, _S.STOPPED, _S.INVALID}),
-    _S.INVALID: frozenset({_S.IDLE, _S.STOPPED, _S.STARTING}),
+    # INVALID→FATAL: a strategy that had given up, broken and then fixed, stays given up.
+    _S.INVALID: frozenset({_S.IDLE, _S.STOPPED, _S.STARTING, _S.FATAL}),
 }
 
 

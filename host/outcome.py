@@ -8,19 +8,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Outcome", "StopReason", "backoff_delay", "classify_exit", "format_bytes"]
+__all__ = ["Outcome", "StopReason", "backoff_delay", "classify_exit", "format_bytes", "signal_name"]
 
 
 @dataclass(frozen=True)
 class StopReason:
-    """Why the supervisor ended a run; ``kind`` is one of the outcome names below."""
+    """Why the supervisor ended a run.
 
-    kind: str  # "stopped" (operator, shutdown, removal, replacement), "timeout", "memory", "procs"
+    ``kind`` is "stopped" (operator, shutdown, removal, replacement), "lost"
+    (the fork server died under it: not the strategy's fault), or a broken
+    limit: "timeout", "memory", "procs".
+    """
+
+    kind: str
     text: str
 
     @property
     def is_failure(self) -> bool:
-        return self.kind != "stopped"
+        return self.kind in ("timeout", "memory", "procs")
+
+    @property
+    def by_operator(self) -> bool:
+        return self.kind == "stopped"
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ def format_bytes(size: int) -> str:
     return f"{size / 1024**2:.0f} MiB"
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -67,16 +76,18 @@ def classify_exit(
     code, sig = (exit_code, None) if exit_code >= 0 else (None, -exit_code)
     reported = (result or {}).get("outcome")
     error = (result or {}).get("error")
+    if not isinstance(error, str):
+        error = None  # the report comes from the strategy's process: trust nothing in it
 
-    if stop is not None and stop.is_failure:
+    if stop is not None and (stop.is_failure or stop.kind == "lost"):
         return Outcome(stop.kind, code, sig, stop.text)
     if stop is not None:
         return Outcome("stopped", code, sig, None)
     if sig == signal.SIGXCPU:
         limit = f" {cpu_limit:g} s" if cpu_limit is not None else ""
-        return Outcome("cpu", code, sig, f"CPU time limit{limit} exceeded ({_signal_name(sig)})")
+        return Outcome("cpu", code, sig, f"CPU time limit{limit} exceeded ({signal_name(sig)})")
     if sig is not None:
-        return Outcome("killed", code, sig, f"killed by {_signal_name(sig)}")
+        return Outcome("killed", code, sig, f"killed by {signal_name(sig)}")
     if error is not None and error.startswith("MemoryError"):
         limit = f" (memory limit {format_bytes(memory_limit)})" if memory_limit else ""
         return Outcome("memory", code, sig, f"{error}{limit}")

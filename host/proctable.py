@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["GroupUsage", "ProcInfo", "group_usage", "parse_stat", "scan"]
+__all__ = ["GroupUsage", "ProcInfo", "group_usage", "parse_stat", "run_members", "scan"]
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -67,3 +67,22 @@ def group_usage(processes: Iterable[ProcInfo], pgids: Iterable[int]) -> dict[int
             counts[info.pgrp] += 1
             rss[info.pgrp] += info.rss
     return {pgid: GroupUsage(counts[pgid], rss[pgid]) for pgid in wanted}
+
+
+def run_members(processes: Iterable[ProcInfo], leader: int) -> list[ProcInfo]:
+    """A run's processes: its leader's process group plus every descendant of the leader.
+
+    Descendants that called ``setsid`` left the group but not the tree, so they
+    still count against the run's limits.
+    """
+    processes = list(processes)
+    children: dict[int, list[ProcInfo]] = {}
+    for info in processes:
+        children.setdefault(info.ppid, []).append(info)
+    members = {info.pid: info for info in processes if info.pgrp == leader}
+    stack = [leader]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            members[child.pid] = child
+            stack.append(child.pid)
+    return list(members.values())

@@ -12,6 +12,7 @@ message::
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "RunChannelClient",
     "RunChannelHandler",
     "encode_value",
+    "serve_run_channel",
 ]
 
 PROTOCOL_VERSION = 1
@@ -137,3 +139,23 @@ class RunChannelClient:
             self._socket.setsockopt(zmq.LINGER, 0)
             self._socket.connect(self._endpoint)
         return self._socket
+
+
+async def serve_run_channel(handler: RunChannelHandler, path: Path) -> None:
+    """Answer run-channel requests on an owner-only ``ipc://`` socket until cancelled."""
+    import zmq.asyncio
+
+    from .statedir import bind_private
+
+    sock = zmq.asyncio.Context.instance().socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    # A larger frame is dropped by ZeroMQ before it reaches Python.
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES * 4)
+    bind_private(sock, path)
+    try:
+        while True:
+            frames = await sock.recv_multipart()
+            if len(frames) >= 2:
+                await sock.send_multipart([frames[0], handler.handle(frames[-1])])
+    finally:
+        sock.close(linger=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -14,7 +15,39 @@ from .outcome import StopReason
 from .schedule import describe
 from .strategy_file import StrategySpec
 
-__all__ = ["ActiveRun", "StrategyRuntime"]
+__all__ = ["ActiveRun", "StrategyRuntime", "parse_status"]
+
+_OUTCOMES = frozenset({"ok", "failed", "stopped", "load_error"})
+_MAX_ERROR = 500
+_MAX_BUFFER = 64 * 1024
+
+
+def parse_status(buffer: bytes) -> tuple[list[dict[str, Any]], bytes]:
+    """Split a run's status stream into validated events and the unfinished rest (pure).
+
+    Descriptor 3 is writable by strategy code, so every field is checked:
+    unknown or malformed lines are dropped, errors are cut to one short line,
+    and an endless line cannot grow the buffer.
+    """
+    *lines, rest = buffer.split(b"\n")
+    events = []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        if event.get("event") == "entered" and isinstance(event.get("t"), (int, float)):
+            events.append({"event": "entered", "t": float(event["t"])})
+        elif event.get("event") == "result" and event.get("outcome") in _OUTCOMES:
+            error = event.get("error")
+            if isinstance(error, str):
+                error = " ".join(error.split())[:_MAX_ERROR]
+            else:
+                error = None
+            events.append({"event": "result", "outcome": event["outcome"], "error": error})
+    return events, rest[-_MAX_BUFFER:]
 
 log = logging.getLogger("tradehost.supervisor")
 
@@ -27,6 +60,8 @@ class ActiveRun:
     trigger: str
     scheduled_at: float | None
     started_at: float
+    started_mono: float
+    """``time.monotonic()`` at launch: timeouts must not jump with the wall clock."""
     token: str
     status_fd: int
     spec: StrategySpec
@@ -36,7 +71,7 @@ class ActiveRun:
     stop: StopReason | None = None
     kill_timer: asyncio.TimerHandle | None = None
     peak_rss: int = 0
-    status_buffer: bytearray = field(default_factory=bytearray)
+    status_buffer: bytes = b""
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -55,6 +90,8 @@ class StrategyRuntime:
     """A launch waiting for the current run to stop (overlap "replace", restart)."""
     failures: deque[float] = field(default_factory=deque)
     consecutive_failures: int = 0
+    fatal: bool = False
+    """Gave up restarting; only an operator's start clears it."""
     backoff_timer: asyncio.TimerHandle | None = None
     removed: bool = False
     runs: int = 0
@@ -74,7 +111,9 @@ class StrategyRuntime:
         """Where the strategy goes when no run is active."""
         if self.invalid_reason is not None:
             return State.INVALID
-        return State.IDLE if self.enabled else State.STOPPED
+        if not self.enabled:
+            return State.STOPPED
+        return State.FATAL if self.fatal else State.IDLE
 
     @property
     def is_continuous(self) -> bool:

@@ -239,6 +239,13 @@ class Store:
             rows = conn.execute(select(strategies_table)).all()
         return {row.name: StrategyRecord(row.name, bool(row.enabled), row.registered_at, row.last_slot) for row in rows}
 
+    def prune(self, before: float) -> int:
+        """Delete finished runs and events older than ``before``; return how many rows went."""
+        with self.engine.begin() as conn:
+            runs = conn.execute(delete(runs_table).where(runs_table.c.ended_at.is_not(None), runs_table.c.ended_at < before)).rowcount
+            events = conn.execute(delete(events_table).where(events_table.c.at < before)).rowcount
+        return int(runs) + int(events)
+
     # -- ctx.state -----------------------------------------------------------
 
     def kv_items(self, name: str) -> dict[str, Any]:

@@ -366,7 +366,8 @@ def render_unit(options: UnitOptions) -> str:
         "",
         "# KillMode=mixed: on stop, SIGTERM goes to the supervisor only, which stops",
         "# every strategy gracefully (each within its grace period).  Whatever is",
-        "# still alive after TimeoutStopSec -- the whole cgroup -- gets SIGKILL.",
+        "# left in the cgroup gets SIGKILL once the supervisor has exited, or when",
+        "# TimeoutStopSec runs out.",
         "KillMode=mixed",
         "KillSignal=SIGTERM",
         "# TimeoutStopSec is above the longest strategy grace period, so a graceful",
@@ -387,6 +388,8 @@ def render_unit(options: UnitOptions) -> str:
         "# service its own /tmp: keep sockets meant for other processes elsewhere.",
         "NoNewPrivileges=yes",
         "PrivateTmp=yes",
+        "# Every run holds a few descriptors in the supervisor.",
+        "LimitNOFILE=65536",
         "# Strategies run as child processes and may fork themselves.",
         "TasksMax=4096",
     ]

@@ -26,8 +26,10 @@ def _last(row: dict[str, Any]) -> str:
     text = row["last_outcome"]
     if row["last_exit_code"] not in (None, 0):
         text += f" ({row['last_exit_code']})"
-    if row["last_error"]:
-        text += f": {row['last_error']}"
+    error = row["last_error"]
+    if error:
+        # Limit errors already start with their outcome ("timeout: still running after 30 s").
+        text = error if error.startswith(row["last_outcome"]) and row["last_exit_code"] in (None, 0) else f"{text}: {error}"
     return text
 
 

@@ -61,8 +61,9 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     assert config.host.watch_interval == 0.5
     assert config.host.debounce == 0.3
     assert config.host.shutdown_timeout == 30.0
-    assert config.host.scrub_env == SPEC_SCRUB_ENV
-    assert list(DEFAULT_SCRUB_ENV) == SPEC_SCRUB_ENV
+    assert config.host.scrub_env == []
+    assert config.host.scrub_patterns == SPEC_SCRUB_ENV == list(DEFAULT_SCRUB_ENV)
+    assert config.host.prelaunch == 0.2 and config.host.history_days == 90.0
     assert config.defaults == {}
     assert config.strategies == {}
     assert config.logs_dir == tmp_path / "state" / "logs"
@@ -117,6 +118,7 @@ def test_full_config(tmp_path: Path) -> None:
         shutdown_timeout=5.5,
     )
     assert config.database_url == "postgresql+psycopg://u@db/trade"
+    assert config.host.scrub_patterns == [*DEFAULT_SCRUB_ENV, "MY_SECRET"], "scrub_env adds to the defaults, never replaces them"
     assert config.logs_dir == Path("/var/lib/tradehost/logs")
     assert config.defaults == {"timeout": 600, "memory": "2GB", "params": {"account": "paper"}}
     assert config.strategies == {

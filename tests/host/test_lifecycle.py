@@ -43,7 +43,7 @@ def test_listed_edges_are_accepted(current: State, new: State) -> None:
         (State.IDLE, State.BACKOFF),
         (State.BACKOFF, State.RUNNING),
         (State.FATAL, State.RUNNING),
-        (State.INVALID, State.FATAL),
+        (State.INVALID, State.BACKOFF),
     ],
 )
 def test_unlisted_edges_are_refused(current: State, new: State) -> None:
