@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 import traceback
+import types
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from types import FrameType
@@ -31,7 +32,7 @@ from .context import Context
 from .errors import StopRequested
 from .runchannel import RunChannelClient
 
-__all__ = ["EXIT_FAILED", "EXIT_LOAD_ERROR", "EXIT_OK", "error_summary", "load_target", "run_target"]
+__all__ = ["EXIT_FAILED", "EXIT_LOAD_ERROR", "EXIT_OK", "NAMESPACE", "error_summary", "load_target", "run_target"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -72,13 +73,23 @@ def _report(event: Mapping[str, Any]) -> None:
         pass  # nobody is listening any more; the exit code still tells
 
 
+NAMESPACE = "tradehost_strategies"
+"""Strategies are imported as ``tradehost_strategies.NAME``, so none can shadow a real module."""
+
+
 def load_target(target: Mapping[str, Any]) -> Callable[..., Any]:
     """Import a strategy file (or package) by path and return its ``run``."""
-    name = target["name"]
     path = target["path"]
     folder = target["strategies_dir"]
     if folder not in sys.path:
-        sys.path.insert(0, folder)
+        # Last, not first: helpers such as strategies/_common.py are importable,
+        # but a strategy called statistics.py must not hide the standard library.
+        sys.path.append(folder)
+    if NAMESPACE not in sys.modules:
+        namespace = types.ModuleType(NAMESPACE)
+        namespace.__path__ = []
+        sys.modules[NAMESPACE] = namespace
+    name = f"{NAMESPACE}.{target['name']}"
     locations = [os.path.dirname(path)] if target.get("package") else None
     spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=locations)
     if spec is None or spec.loader is None:

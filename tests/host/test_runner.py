@@ -104,8 +104,9 @@ def test_load_target_from_a_file(strategies: Path) -> None:
     write(strategies / "lt_file.py", "VALUE = 7\ndef run():\n    return VALUE * 6\n")
     run = load_target(target(strategies, "lt_file"))
     assert run() == 42
-    assert sys.modules["lt_file"].VALUE == 7
-    assert str(strategies) in sys.path
+    assert sys.modules["tradehost_strategies.lt_file"].VALUE == 7
+    assert "lt_file" not in sys.modules
+    assert sys.path[-1] == str(strategies), "appended: the standard library wins over a strategy's name"
 
 
 def test_load_target_from_a_package_with_a_relative_import(strategies: Path) -> None:
@@ -113,7 +114,7 @@ def test_load_target_from_a_package_with_a_relative_import(strategies: Path) -> 
     write(strategies / "lt_pkg" / "util.py", "def helper():\n    return 'from util'\n")
     run = load_target(target(strategies, "lt_pkg", package=True))
     assert run() == "from util"
-    assert "lt_pkg.util" in sys.modules
+    assert "tradehost_strategies.lt_pkg.util" in sys.modules
 
 
 def test_load_target_can_import_sibling_helpers(strategies: Path) -> None:

@@ -538,3 +538,102 @@ def test_systemd_notifications_through_a_real_datagram_socket(host: Host) -> Non
         received("STOPPING=1")
     finally:
         receiver.close()
+
+
+FLAPPY = """
+    SCHEDULE = "@continuous"
+    RESTART_DELAY = 30
+    RESTART_DELAY_MAX = 60
+    MAX_FAILURES = {failures}
+    def run(ctx):
+        raise RuntimeError("down")
+"""
+
+
+def test_every_verb_in_every_state_is_legal(host: Host) -> None:
+    host.write_strategy("idle_cron", 'SCHEDULE = "0 0 1 1 *"\ndef run(ctx):\n    pass\n')
+    host.write_strategy("running_loop", 'SCHEDULE = "@continuous"\nGRACE = 0.5\ndef run(ctx):\n    import time\n    while True:\n        time.sleep(0.1)\n')
+    host.write_strategy("in_backoff", FLAPPY.format(failures=10))
+    host.write_strategy("gave_up", FLAPPY.format(failures=1))
+    host.write_strategy("broken", "def run(:\n")
+    host.write_strategy("parked", 'def run(ctx):\n    pass\n')
+    host.start()
+    assert host.cli("stop", "parked").returncode == 0
+    host.wait_state("in_backoff", "backoff")
+    host.wait_state("gave_up", "fatal")
+    host.wait_state("running_loop", "running")
+    states = {name: row["state"] for name, row in host.status().items()}
+    assert states == {"idle_cron": "idle", "running_loop": "running", "in_backoff": "backoff", "gave_up": "fatal", "broken": "invalid", "parked": "stopped"}
+    for verb in ("restart", "stop", "start", "trigger", "stop", "restart", "start"):
+        for name in states:
+            result = host.cli(verb, name)
+            assert "illegal" not in result.stderr and "INTERNAL" not in result.stderr and "failed:" not in result.stderr, (verb, name, result.stderr)
+            if name == "broken" and verb != "stop":  # stopping an invalid strategy keeps it off once fixed
+                assert result.returncode == 1 and "invalid" in result.stderr
+            if verb == "trigger":
+                host.wait_state(name, "idle", "running", "stopped", "fatal", "backoff", "invalid", timeout=10)
+    assert "illegal" not in host.stderr().lower()
+    assert host.process is not None and host.process.poll() is None
+
+
+def test_start_while_a_stop_is_in_flight_rearms_the_strategy(host: Host) -> None:
+    host.write_strategy("slowstop", """
+        SCHEDULE = "* * * * * *"
+        GRACE = 2
+        def run(ctx):
+            import signal, time
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            time.sleep(30)
+    """)
+    host.start()
+    host.wait_state("slowstop", "running")
+    import subprocess, sys
+    stopping = subprocess.Popen([sys.executable, "-m", "host", "stop", "slowstop", "--config", str(host.config)], cwd=host.root, env=host.env)
+    host.wait_state("slowstop", "stopping")
+    assert host.cli("start", "slowstop").returncode == 0
+    assert stopping.wait(20) == 0
+    row = wait_for(lambda: (r := host.status()["slowstop"])["next_run"] and r, 5, message="the schedule to come back")
+    assert row["enabled"] is True
+
+
+def test_continuous_turned_manual_during_backoff_does_not_run(host: Host) -> None:
+    host.write_strategy("switcher", FLAPPY.format(failures=10).replace("RESTART_DELAY = 30", "RESTART_DELAY = 1.5"))
+    host.start()
+    host.wait_state("switcher", "backoff")
+    host.write_strategy("switcher", "def run(ctx):\n    print('manual run')\n")
+    host.wait_state("switcher", "idle", timeout=5)
+    time.sleep(2.5)
+    assert [run["trigger"] for run in host.runs("switcher")] == ["continuous"]
+
+
+def test_trigger_of_a_fatal_continuous_strategy_stays_fatal(host: Host) -> None:
+    host.write_strategy("dead", FLAPPY.format(failures=1))
+    host.start()
+    host.wait_state("dead", "fatal")
+    assert host.cli("trigger", "dead").returncode == 0
+    host.finished_runs("dead", 2)
+    time.sleep(1)
+    assert host.status()["dead"]["state"] == "fatal"
+    assert [run["trigger"] for run in host.runs("dead")] == ["continuous", "manual"]
+
+
+def test_no_new_work_while_shutting_down(host: Host) -> None:
+    host.write_strategy("lingering", """
+        SCHEDULE = "@continuous"
+        GRACE = 3
+        def run(ctx):
+            import signal, time
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            while True:
+                time.sleep(0.1)
+    """)
+    host.write_strategy("other", "def run(ctx):\n    pass\n")
+    host.start()
+    host.wait_state("lingering", "running")
+    assert host.process is not None
+    host.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    result = host.cli("trigger", "other")
+    assert result.returncode == 1 and "shutting down" in result.stderr
+    assert host.process.wait(20) == 0
+    assert host.runs("other") == []
