@@ -101,7 +101,10 @@ class Supervisor:
         os.umask(0o077)
         set_dumpable(False)  # keep same-user processes out of /proc/<pid>/environ and ptrace
         _raise_open_file_limit()
-        prepare_state_dir(config.host.state_dir)
+        try:
+            prepare_state_dir(config.host.state_dir)
+        except OSError as exc:
+            raise ConfigError(f"cannot use state_dir {config.host.state_dir}: {exc.strerror or exc}", path=str(config.path), key="host.state_dir") from None
         for sock in (config.control_socket, config.run_socket):
             if len(str(sock)) > 100:
                 raise ConfigError(f"state_dir is too deep for a unix socket path ({len(str(sock))} > 100 characters): {sock}", path=str(config.path), key="host.state_dir")
@@ -111,7 +114,10 @@ class Supervisor:
         killed = kill_orphans(str(config.host.state_dir))
         if killed:
             log.warning("killed %d process(es) left behind by an earlier supervisor", killed)
-        self.store = Store(config.database_url)
+        try:
+            self.store = Store(config.database_url)
+        except Exception as exc:  # a missing driver, a refused connection, a locked file: one line, not a traceback
+            raise ConfigError(f"cannot open the database {config.database_url}: {' '.join(str(exc).split())[:300]}", path=str(config.path), key="host.database") from None
         for lost in self.store.close_lost_runs(time.time(), "the supervisor exited while this run was active"):
             log.warning("%s: run %d was still active when the last supervisor exited; recorded as lost", lost.strategy, lost.id)
         self._prune_history()
@@ -661,11 +667,12 @@ class Supervisor:
             await asyncio.to_thread(self.logpump.close)
         if hasattr(self, "store"):
             self.store.close()
-        for sock in (self.config.control_socket, self.config.run_socket):
-            try:
-                sock.unlink()
-            except FileNotFoundError:
-                pass
+        if self._lock.held:  # the sockets are ours only if the lock was
+            for sock in (self.config.control_socket, self.config.run_socket):
+                try:
+                    sock.unlink()
+                except FileNotFoundError:
+                    pass
         zmq.asyncio.Context.instance().term()
         self._lock.release()
         log.info("supervisor stopped")

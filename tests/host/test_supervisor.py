@@ -491,6 +491,8 @@ def test_no_two_supervisors_on_one_state_dir(host: Host) -> None:
     host.start()
     result = host.cli("run")
     assert result.returncode == 1 and "already running" in result.stderr
+    assert host.cli("status").returncode == 0, "the refused second supervisor left the first one's sockets alone"
+    assert (host.state / "control.sock").exists() and (host.state / "run.sock").exists()
 
 
 def test_clean_shutdown_stops_runs_and_leaves_nothing(host: Host) -> None:
