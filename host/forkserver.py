@@ -235,8 +235,9 @@ def serve(sock: socket.socket, preload: list[str]) -> None:
     sweeps = 0  # strays show up shortly after a run ends; look a few times, then sleep
     try:
         while True:
-            writers = [sock] if outbox.queue else []
-            ready, writable, _ = select.select([sock, wake_r], writers, [], _SWEEP_INTERVAL if sweeps else None)
+            writers: list[socket.socket] = [sock] if outbox.queue else []
+            readers: list[socket.socket | int] = [sock, wake_r]
+            ready, writable, _ = select.select(readers, writers, [], _SWEEP_INTERVAL if sweeps else None)
             if writable:
                 outbox.flush()
             if wake_r in ready:

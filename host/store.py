@@ -170,7 +170,9 @@ class Store:
                 if scheduled_at is not None:
                     self._advance_slot(conn, name, scheduled_at)
                 result = conn.execute(insert(runs_table).values(strategy=name, trigger=trigger, scheduled_at=scheduled_at, started_at=started_at))
-                ids.append(int(result.inserted_primary_key[0]))
+                key = result.inserted_primary_key
+                assert key is not None
+                ids.append(int(key[0]))
         return ids
 
     def finish_run(

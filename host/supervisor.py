@@ -138,10 +138,9 @@ class Supervisor:
             on_ended=self._after_run,
             on_changed=self._mark_changed,
         )
-        threadsafe = self._loop.call_soon_threadsafe
         self.scheduler = Scheduler(
-            on_fire=lambda name, slot: threadsafe(self._fire, name, slot),
-            on_missed=lambda name, slot: threadsafe(self._missed, name, slot),
+            on_fire=lambda name, slot: self._from_scheduler(self._fire, name, slot),
+            on_missed=lambda name, slot: self._from_scheduler(self._missed, name, slot),
             lead=config.host.prelaunch,
         )
         self.scheduler.start()
@@ -165,6 +164,10 @@ class Supervisor:
         self._started = True
         self.notifier.ready(self._status_text())
         log.info("supervisor ready: %d strategies, pid %d, fork server pid %s", len(self.runtimes), os.getpid(), self.launcher.pid)
+
+    def _from_scheduler(self, handler: Callable[[str, datetime], None], name: str, slot: datetime) -> None:
+        """Called in APScheduler's thread: hand the fire to the event loop."""
+        self._loop.call_soon_threadsafe(handler, name, slot)
 
     def request_shutdown(self) -> None:
         """Begin an orderly stop of every run and the host."""
