@@ -145,6 +145,8 @@ class Supervisor:
         )
         self.scheduler.start()
         self.watcher = FolderWatcher(config.host.strategies_dir, debounce=config.host.debounce)
+        if not config.host.strategies_dir.is_dir():
+            log.warning("strategies_dir %s does not exist yet; strategies dropped there later are picked up", config.host.strategies_dir)
         counts = self.store.run_counts()
         last = self.store.last_runs()
         for name, source in sorted(self.watcher.prime().items()):

@@ -96,3 +96,18 @@ def test_group_usage_counts_a_real_process_group() -> None:
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait(timeout=5)
+
+
+def test_run_members_includes_setsid_descendants_but_not_strangers() -> None:
+    from host.proctable import ProcInfo, run_members
+
+    table = [
+        ProcInfo(pid=100, ppid=1, pgrp=100, rss=10),     # the run's leader
+        ProcInfo(pid=101, ppid=100, pgrp=100, rss=1),    # a child in its group
+        ProcInfo(pid=102, ppid=100, pgrp=102, rss=2),    # a child that called setsid
+        ProcInfo(pid=103, ppid=102, pgrp=102, rss=4),    # its child
+        ProcInfo(pid=104, ppid=1, pgrp=100, rss=8),      # an orphan still in the group
+        ProcInfo(pid=200, ppid=1, pgrp=200, rss=1000),   # somebody else
+    ]
+    assert sorted(p.pid for p in run_members(table, 100)) == [100, 101, 102, 103, 104]
+    assert run_members(table, 999) == []
