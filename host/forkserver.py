@@ -13,6 +13,9 @@ Protocol on the SOCK_SEQPACKET socket (one JSON object per packet)::
     server → supervisor  {"op": "hello", "pid": N, "preload_errors": [...]}
     supervisor → server  {"op": "launch", "run_id": N, ...request}  + 3 fds (stdout, stderr, status write ends)
                          {"op": "signal", "run_id": N, "signal": S}   to the run's process group
+                         {"op": "sweep"}   kill strays now (the supervisor saw some)
+                         {"op": "ping", "n": K}
+    server → supervisor  {"op": "pong", "n": K}
     server → supervisor  {"op": "started", "run_id": N, "pid": P}
                          {"op": "failed", "run_id": N, "error": "..."}
                          {"op": "exited", "run_id": N, "pid": P, "status": S, "maxrss": B, "cpu": T}
@@ -181,10 +184,14 @@ def _sweep_strays(children: dict[int, int]) -> None:
             _signal_group(pid, signal.SIGKILL)
 
 
-def _kill_descendants() -> None:
-    """Kill every process that is still our child (runs and re-parented strays) and reap them."""
-    for _ in range(100):
-        mine = [pid for pid in _children_of(os.getpid())]
+def _kill_descendants(timeout: float = 5.0) -> None:
+    """Kill every process that is still our child (runs and re-parented strays) and reap them.
+
+    Killing a process re-parents its children to us, so repeat until none are left.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mine = _children_of(os.getpid())
         if not mine:
             return
         for pid in mine:
@@ -195,7 +202,7 @@ def _kill_descendants() -> None:
                     break
             except ChildProcessError:
                 break
-        time.sleep(0.01)
+        time.sleep(0.005)
 
 
 def _children_of(parent: int) -> list[int]:
@@ -276,6 +283,10 @@ def _receive(sock: socket.socket, outbox: _Outbox, wakeup: tuple[int, int], chil
             os.close(fd)
         if op == "signal":
             _signal_run(request, children)
+        elif op == "sweep":
+            _sweep_strays(children)
+        elif op == "ping":
+            outbox.send({"op": "pong", "n": request.get("n")})
 
 
 def main(argv: list[str]) -> None:

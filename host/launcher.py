@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from collections import deque
 from typing import Any
@@ -50,6 +51,8 @@ class Launcher:
         self.preload_errors: list[str] = []
         self._closing = False
         self._outbox: deque[tuple[bytes, list[int]]] = deque()
+        self._pings = 0
+        self.last_pong = time.monotonic()
 
     async def start(self, timeout: float = 60.0) -> None:
         """Start the fork server and wait for its hello."""
@@ -79,6 +82,7 @@ class Launcher:
             self._process.kill()
             raise
         self.pid = hello["pid"]
+        self.last_pong = time.monotonic()
         self.preload_errors = hello.get("preload_errors", [])
         for error in self.preload_errors:
             log.warning("fork server could not preload %s", error)
@@ -104,6 +108,22 @@ class Launcher:
     def signal(self, run_id: int, signum: int) -> None:
         """Have the fork server signal a run's process group (it knows whether the run was reaped)."""
         self._enqueue(json.dumps({"op": "signal", "run_id": run_id, "signal": int(signum)}).encode(), [])
+
+    def sweep(self) -> None:
+        """Have the fork server kill processes that escaped their runs now."""
+        self._enqueue(json.dumps({"op": "sweep"}).encode(), [])
+
+    def ping(self) -> None:
+        """Ask for a pong; ``last_pong`` tells when the server last answered."""
+        self._pings += 1
+        self._enqueue(json.dumps({"op": "ping", "n": self._pings}).encode(), [])
+
+    def kill(self) -> None:
+        """SIGKILL an unresponsive fork server; its runs die with it (parent-death signal)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+        if self._sock is not None:
+            self._lost()
 
     def _enqueue(self, payload: bytes, fds: list[int]) -> None:
         if self._sock is None:
@@ -144,7 +164,11 @@ class Launcher:
             if not data:
                 self._lost()
                 return
-            self._on_message(json.loads(data))
+            message = json.loads(data)
+            if message.get("op") == "pong":
+                self.last_pong = time.monotonic()
+            else:
+                self._on_message(message)
 
     def _lost(self) -> None:
         if self._loop is not None and self._sock is not None:

@@ -11,7 +11,9 @@ message::
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -59,12 +61,35 @@ def encode_value(key: object, value: object) -> str:
     return encoded
 
 
-class RunChannelHandler:
-    """Supervisor side: answers one request at a time (no I/O of its own but the store)."""
+RATE = 200.0
+"""Requests per second one run may make; the burst allowance is the same number."""
 
-    def __init__(self, store: Store, token_owner: Callable[[str], str | None]) -> None:
+
+class RunChannelHandler:
+    """Supervisor side: answers one request at a time (no I/O of its own but the store).
+
+    Each run's token gets a token bucket, so a strategy hammering its channel
+    costs the supervisor at most ``RATE`` database calls a second.
+    """
+
+    def __init__(self, store: Store, token_owner: Callable[[str], str | None], *, rate: float = RATE, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._owner = token_owner
+        self._rate = rate
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def _allow(self, token: str) -> bool:
+        now = self._clock()
+        level, then = self._buckets.get(token, (self._rate, now))
+        level = min(self._rate, level + (now - then) * self._rate)
+        if len(self._buckets) > 10_000:
+            self._buckets.clear()  # tokens of ended runs; the live ones start over with a full bucket
+        if level < 1.0:
+            self._buckets[token] = (level, now)
+            return False
+        self._buckets[token] = (level - 1.0, now)
+        return True
 
     def handle(self, payload: bytes) -> bytes:
         return json.dumps(self._reply(payload)).encode()
@@ -78,6 +103,8 @@ class RunChannelHandler:
         name = self._owner(token) if isinstance(token, str) else None
         if name is None:
             return _error("UNAUTHENTICATED", "unknown or expired run token")
+        if not self._allow(token):  # type: ignore[arg-type]
+            return _error("RATE_LIMITED", f"more than {self._rate:g} requests a second from this run")
         try:
             return ok_reply(self._dispatch(name, request))
         except StateError as exc:
@@ -149,6 +176,9 @@ async def serve_run_channel(handler: RunChannelHandler, path: Path) -> None:
 
     sock = zmq.asyncio.Context.instance().socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
+    # Replies a client does not read are dropped after a few, not queued without end.
+    sock.setsockopt(zmq.SNDHWM, 4)
+    sock.setsockopt(zmq.RCVHWM, 64)
     # A larger frame is dropped by ZeroMQ before it reaches Python.
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES * 4)
     bind_private(sock, path)
@@ -156,6 +186,11 @@ async def serve_run_channel(handler: RunChannelHandler, path: Path) -> None:
         while True:
             frames = await sock.recv_multipart()
             if len(frames) >= 2:
-                await sock.send_multipart([frames[0], handler.handle(frames[-1])])
+                try:
+                    await sock.send_multipart([frames[0], handler.handle(frames[-1])], flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # that client's queue is full: it is not reading its replies
+            # A queued request would otherwise be taken without ever yielding to the loop.
+            await asyncio.sleep(0)
     finally:
         sock.close(linger=0)

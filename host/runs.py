@@ -33,6 +33,8 @@ log = logging.getLogger("tradehost.runs")
 
 _START_TIMEOUT = 15.0
 """Seconds the fork server may take to report a launched run's pid."""
+_MAX_STATUS_BYTES = 1024 * 1024
+_SCANS_AFTER_EXIT = 12
 
 EndedCallback = Callable[[StrategyRuntime, ActiveRun, Outcome, float], None]
 
@@ -60,6 +62,7 @@ class RunController:
         self.active: dict[int, StrategyRuntime] = {}
         self.tokens: dict[str, str] = {}
         """Live run tokens → strategy name, for the run channel."""
+        self._scans_left = 0
 
     # -- starting ------------------------------------------------------------
 
@@ -81,9 +84,11 @@ class RunController:
                 _close_quietly(fd)
             self._record_failed_launch(rt, run_id, f"could not launch: {exc}")
             return None
+        now = time.monotonic()
+        ahead = max(0.0, scheduled_at - started) if trigger == "schedule" and scheduled_at is not None else 0.0
         run = ActiveRun(
-            id=run_id, trigger=trigger, scheduled_at=scheduled_at, started_at=started, started_mono=time.monotonic(),
-            token=token, status_fd=status_r, spec=spec,
+            id=run_id, trigger=trigger, scheduled_at=scheduled_at, started_at=started, started_mono=now,
+            clock_start=now + ahead, token=token, status_fd=status_r, spec=spec,
         )
         rt.run = run
         rt.runs += 1
@@ -116,6 +121,7 @@ class RunController:
         self._take_status(rt, run, data)
 
     def _take_status(self, rt: StrategyRuntime, run: ActiveRun, data: bytes) -> None:
+        run.status_bytes += len(data)
         events, run.status_buffer = parse_status(run.status_buffer + data)
         for event in events:
             if event["event"] == "entered" and run.entered_at is None:
@@ -125,6 +131,9 @@ class RunController:
                     self._on_changed()
             elif event["event"] == "result" and run.result is None:
                 run.result = event
+        if run.result is not None or run.status_bytes > _MAX_STATUS_BYTES:
+            # Nothing more is expected; a process that keeps writing is only burning our CPU.
+            self._loop.remove_reader(run.status_fd)
 
     def on_forkserver_message(self, message: dict[str, Any]) -> None:
         rt = self.active.get(message.get("run_id", -1))
@@ -170,7 +179,11 @@ class RunController:
             rt.run = None
             if not run.done.done():
                 run.done.set_result(None)
-        self._store.finish_run(run.id, ended_at=ended, entered_at=run.entered_at, pid=run.pid, exit_code=outcome.exit_code, signal=outcome.signal, peak_rss=peak, outcome=outcome.outcome, error=outcome.error)
+        self._scans_left = _SCANS_AFTER_EXIT
+        try:
+            self._store.finish_run(run.id, ended_at=ended, entered_at=run.entered_at, pid=run.pid, exit_code=outcome.exit_code, signal=outcome.signal, peak_rss=peak, outcome=outcome.outcome, error=outcome.error)
+        except Exception:  # the database is busy or gone; the next start records the run as lost
+            log.exception("%s: could not record the end of run %d", rt.name, run.id)
         rt.last_exit_code, rt.last_error, rt.last_outcome, rt.last_run_at = outcome.code, outcome.error, outcome.outcome, run.started_at
         summary = describe_end(run, outcome, ended, peak)
         (log.warning if outcome.failed else log.info)("%s: %s", rt.name, summary)
@@ -226,20 +239,23 @@ class RunController:
     # -- limits --------------------------------------------------------------
 
     def monitor(self) -> None:
-        """Enforce wall-clock, memory and process-count limits on every live run."""
-        if not self.active:
+        """Enforce wall-clock, memory and process-count limits on every live run; spot strays."""
+        if not self.active and self._scans_left <= 0:
             return
+        self._scans_left -= 1
         processes = proctable.scan()
         now = time.monotonic()
+        leaders = {rt.run.pid for rt in self.active.values() if rt.run is not None and rt.run.pid is not None}
         for rt in list(self.active.values()):
             run = rt.run
             if run is None:
                 continue
             if run.pid is None:
                 if now - run.started_mono > _START_TIMEOUT:
-                    log.error("%s: the fork server has not started run %d after %g s", rt.name, run.id, _START_TIMEOUT)
-                    run.result = {"outcome": "failed", "error": f"the fork server did not start the run within {_START_TIMEOUT:g} s"}
-                    self._finish(rt, run, 1 << 8, 0)
+                    # The fork server is not doing its job (stopped, wedged): replace it.
+                    log.error("%s: the fork server has not started run %d after %g s; restarting it", rt.name, run.id, _START_TIMEOUT)
+                    self._launcher.kill()
+                    return
                 continue
             members = proctable.run_members(processes, run.pid)
             usage = Usage(len(members), sum(info.rss for info in members)) if members else None
@@ -247,11 +263,19 @@ class RunController:
                 run.peak_rss = max(run.peak_rss, usage.rss)
             if run.stop is not None and run.stop.is_failure:
                 continue
-            broken = check_limits(run.spec.settings, elapsed=now - run.started_mono, usage=usage)
+            broken = check_limits(run.spec.settings, elapsed=now - run.clock_start, usage=usage)
             if broken is not None:
                 reason, kill_now = broken
                 log.warning("%s: run %d: %s", rt.name, run.id, reason.text)
                 self.stop(rt, reason, kill_now=kill_now)
+        server = self._launcher.pid
+        if any(info.ppid == server and info.pid not in leaders and info.pgrp not in leaders for info in processes):
+            # Escaped a run (setsid, then its parent died) and re-parented to the fork server.
+            self._scans_left = _SCANS_AFTER_EXIT
+            try:
+                self._launcher.sweep()
+            except ForkServerError:
+                pass
 
 
 def describe_end(run: ActiveRun, outcome: Outcome, ended: float, peak: int | None) -> str:

@@ -62,6 +62,8 @@ class ActiveRun:
     started_at: float
     started_mono: float
     """``time.monotonic()`` at launch: timeouts must not jump with the wall clock."""
+    clock_start: float
+    """Monotonic time the TIMEOUT counts from: the slot for a prelaunched run, else the launch."""
     token: str
     status_fd: int
     spec: StrategySpec
@@ -72,6 +74,7 @@ class ActiveRun:
     kill_timer: asyncio.TimerHandle | None = None
     peak_rss: int = 0
     status_buffer: bytes = b""
+    status_bytes: int = 0
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -87,7 +90,11 @@ class StrategyRuntime:
     enabled: bool = True
     run: ActiveRun | None = None
     pending: tuple[str, float | None] | None = None
-    """A launch waiting for the current run to stop (overlap "replace", restart)."""
+    """A launch waiting for the current run to stop (overlap "replace")."""
+    last_slot: float | None = None
+    """The newest cron slot launched, skipped or missed: never fired again."""
+    intent: int = 0
+    """Counts operator start/stop/restart commands, so a slow restart does not undo a later stop."""
     failures: deque[float] = field(default_factory=deque)
     consecutive_failures: int = 0
     fatal: bool = False

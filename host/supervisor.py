@@ -22,7 +22,8 @@ from typing import Any
 
 import zmq.asyncio
 
-from .child import set_dumpable
+from . import proctable
+from .child import set_child_subreaper, set_dumpable
 from .config import Config, load_config
 from .errors import ConfigError, ControlError, StrategyFileError
 from .launcher import ForkServerError, Launcher
@@ -48,6 +49,8 @@ log = logging.getLogger("tradehost.supervisor")
 _MONITOR_INTERVAL = 0.25
 _STATUS_INTERVAL = 1.0
 _PRUNE_INTERVAL = 3600.0
+_PING_INTERVAL = 2.0
+_PING_DEADLINE = 6.0
 _BY_OPERATOR = StopReason("stopped", "stopped by operator")
 
 
@@ -90,16 +93,17 @@ class Supervisor:
             self._loop.add_signal_handler(signum, self.request_shutdown)
         self._loop.add_signal_handler(signal.SIGHUP, self._reload_from_signal)
         try:
-            await self._start()
+            await self._startup()
             await self._shutdown.wait()
         finally:
             await self._stop_everything()
         return 0
 
-    async def _start(self) -> None:
+    async def _startup(self) -> None:
         config = self.config
         os.umask(0o077)
         set_dumpable(False)  # keep same-user processes out of /proc/<pid>/environ and ptrace
+        set_child_subreaper()  # if the fork server dies, its runs' descendants come to us, not to init
         _raise_open_file_limit()
         try:
             prepare_state_dir(config.host.state_dir)
@@ -158,6 +162,7 @@ class Supervisor:
             asyncio.create_task(self._every(_MONITOR_INTERVAL, self.runs.monitor), name="monitor"),
             asyncio.create_task(self._every(_STATUS_INTERVAL, self._notify_status), name="status"),
             asyncio.create_task(self._every(_PRUNE_INTERVAL, self._prune_history), name="prune"),
+            asyncio.create_task(self._every(_PING_INTERVAL, self._check_forkserver), name="ping"),
         ]
         interval = self.notifier.watchdog_interval
         if interval is not None:
@@ -230,7 +235,10 @@ class Supervisor:
         previous, was_invalid = rt.spec, rt.invalid_reason is not None or rt.spec is None
         rt.spec = spec
         rt.invalid_reason = None
-        rt.enabled = self.store.ensure_strategy(name, enabled=spec.settings.enabled).enabled
+        record = self.store.ensure_strategy(name, enabled=spec.settings.enabled)
+        rt.enabled = record.enabled
+        if rt.last_slot is None:
+            rt.last_slot = record.last_slot
         if not spec.settings.is_continuous:
             self._cancel_backoff(rt)
             rt.fatal = False
@@ -268,7 +276,11 @@ class Supervisor:
         if isinstance(spec.schedule, CronSchedule):
             record = self.store.ensure_strategy(rt.name, enabled=rt.enabled)
             now = datetime.now(timezone.utc)
-            since = max(filter(None, (record.last_slot, record.registered_at))) if catch_up else now.timestamp()
+            if catch_up:
+                since = max(filter(None, (record.last_slot, record.registered_at)))
+            else:
+                # Not now alone: a slot whose run is already prelaunched must not be scheduled again.
+                since = max(now.timestamp(), rt.last_slot or 0.0)
             first = first_fire(spec.schedule, now=now, since=_utc(since), misfire_grace=spec.settings.misfire_grace)
             self.scheduler.schedule(rt.name, spec.schedule, first=first, misfire_grace=spec.settings.misfire_grace, coalesce=spec.settings.coalesce)
         elif spec.settings.is_continuous and rt.run is None and rt.backoff_timer is None and not rt.fatal:
@@ -309,7 +321,7 @@ class Supervisor:
 
     def _fire(self, name: str, slot: datetime) -> None:
         """The scheduler says ``slot`` is due (``prelaunch`` seconds early)."""
-        rt = self._schedulable(name)
+        rt = self._schedulable(name, slot.timestamp())
         if rt is None:
             return
         if rt.run is not None:
@@ -319,13 +331,14 @@ class Supervisor:
         self._queue_launch(rt, slot.timestamp())
 
     def _fire_at_slot(self, name: str, slot: datetime) -> None:
-        rt = self._schedulable(name)
-        if rt is None:
+        rt = self._schedulable(name, slot.timestamp())
+        if rt is None or self._too_late(rt, slot.timestamp()):
             return
         if rt.run is None:
             self._queue_launch(rt, slot.timestamp())
             return
         assert rt.spec is not None
+        rt.last_slot = slot.timestamp()
         if rt.spec.settings.overlap == "replace":
             rt.pending = ("schedule", slot.timestamp())
             self.runs.stop(rt, StopReason("stopped", f"replaced by the run for slot {slot.isoformat()}"))
@@ -335,24 +348,36 @@ class Supervisor:
         self.store.consume_slot(name, slot.timestamp(), reason)
         self.logpump.note(name, rt.run.id, reason)
 
-    def _schedulable(self, name: str) -> StrategyRuntime | None:
+    def _schedulable(self, name: str, slot: float | None = None) -> StrategyRuntime | None:
+        """The strategy if it may fire now (and ``slot`` is newer than any it has used)."""
         rt = self.runtimes.get(name)
         if rt is None or rt.spec is None or not rt.enabled or rt.invalid_reason is not None or rt.removed or self._shutting_down:
             return None
+        if slot is not None and rt.last_slot is not None and slot <= rt.last_slot:
+            return None
         return rt
+
+    def _too_late(self, rt: StrategyRuntime, slot: float) -> bool:
+        """Drop (and record) a slot that can no longer start within its misfire grace."""
+        grace = rt.spec.settings.misfire_grace if rt.spec is not None else None
+        if grace is None or time.time() - slot <= grace:
+            return False
+        self._missed(rt.name, datetime.fromtimestamp(slot, timezone.utc))
+        return True
 
     def _queue_launch(self, rt: StrategyRuntime, slot: float) -> None:
         # Fires that arrive together (many strategies on one slot) are recorded
         # in one transaction: one fsync for the burst instead of one per run.
         if any(queued is rt for queued, _ in self._fire_queue):
             return
+        rt.last_slot = slot
         self._fire_queue.append((rt, slot))
         if len(self._fire_queue) == 1:
             self._loop.call_soon(self._flush_fire_queue)
 
     def _flush_fire_queue(self) -> None:
         queued, self._fire_queue = self._fire_queue, []
-        ready = [(rt, slot) for rt, slot in queued if self._schedulable(rt.name) is rt and rt.run is None]
+        ready = [(rt, slot) for rt, slot in queued if self._schedulable(rt.name) is rt and rt.run is None and not self._too_late(rt, slot)]
         if not ready:
             return
         now = time.time()
@@ -370,6 +395,7 @@ class Supervisor:
         late = time.time() - slot.timestamp()
         grace = rt.spec.settings.misfire_grace
         reason = f"slot {slot.isoformat()} missed by {late:.1f} s (misfire_grace {grace:g} s)" if grace is not None else f"slot {slot.isoformat()} missed"
+        rt.last_slot = max(rt.last_slot or 0.0, slot.timestamp())
         self.store.consume_slot(name, slot.timestamp(), reason)
         self.logpump.note(name, 0, reason)
 
@@ -416,14 +442,13 @@ class Supervisor:
         if rt.removed:
             self._forget(rt)
             return
+        pending, rt.pending = rt.pending, None
         if self._shutting_down or (run.stop is not None and run.stop.kind == "lost"):
             # A lost run is the fork server's failure, not the strategy's; its restart re-arms.
             rt.set_state(rt.resting_state)
             return
-        if rt.pending is not None and rt.spec is not None and rt.invalid_reason is None:
-            trigger, slot = rt.pending
-            rt.pending = None
-            if self._launch(rt, trigger, slot) is not None:
+        if pending is not None and pending[1] is not None and self._schedulable(rt.name) is rt and not self._too_late(rt, pending[1]):
+            if self._launch(rt, *pending) is not None:
                 return
         rt.pending = None
         by_operator = run.stop is not None and run.stop.by_operator
@@ -460,7 +485,9 @@ class Supervisor:
     def _backoff_elapsed(self, rt: StrategyRuntime) -> None:
         rt.backoff_timer = None
         if rt.state is State.BACKOFF and rt.is_continuous and rt.enabled and rt.run is None and not self._shutting_down:
-            self._launch(rt, "restart", None)
+            if self._launch(rt, "restart", None) is None and rt.spec is not None:
+                # No fork server right now: try again later rather than wait in BACKOFF for ever.
+                rt.backoff_timer = self._loop.call_later(rt.spec.settings.restart_delay_max, self._backoff_elapsed, rt)
 
     def _cancel_backoff(self, rt: StrategyRuntime) -> None:
         if rt.backoff_timer is not None:
@@ -471,8 +498,42 @@ class Supervisor:
 
     def _on_forkserver_lost(self) -> None:
         self.runs.forkserver_lost()
+        self._kill_own_strays()
         if not self._shutting_down:
             self._tasks.append(asyncio.create_task(self._restart_forkserver()))
+
+    def _kill_own_strays(self) -> None:
+        """Kill what the dead fork server left: as a subreaper we inherited its runs' descendants."""
+        me, server = os.getpid(), self.launcher.pid if self.launcher.alive else None
+        for _ in range(50):
+            strays = [info.pid for info in proctable.scan() if info.ppid == me and info.pid != server]
+            if not strays:
+                return
+            for pid in strays:
+                for kill in (os.killpg, os.kill):
+                    try:
+                        kill(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                try:
+                    os.waitpid(pid, 0)  # ours to reap; they were just killed
+                except ChildProcessError:
+                    pass
+            log.warning("killed %d process(es) left behind by the fork server", len(strays))
+
+    def _check_forkserver(self) -> None:
+        """Replace a fork server that stopped answering (stopped, wedged): it would freeze every run."""
+        if not self.launcher.alive:
+            return
+        silent = time.monotonic() - self.launcher.last_pong
+        if silent > _PING_DEADLINE:
+            log.error("the fork server (pid %s) has not answered for %.0f s; killing and restarting it", self.launcher.pid, silent)
+            self.launcher.kill()
+            return
+        try:
+            self.launcher.ping()
+        except ForkServerError:
+            pass
 
     async def _restart_forkserver(self) -> None:
         delay = 1.0
@@ -481,7 +542,9 @@ class Supervisor:
                 await self.launcher.start()
                 log.warning("fork server restarted (pid %s)", self.launcher.pid)
                 for rt in self.runtimes.values():
-                    if rt.is_continuous and rt.run is None and rt.state is not State.BACKOFF:
+                    if rt.is_continuous and rt.run is None and rt.backoff_timer is None and not rt.fatal:
+                        if rt.state is State.BACKOFF:
+                            rt.set_state(rt.resting_state)
                         self._arm(rt, catch_up=False)
                 return
             except (ForkServerError, OSError, asyncio.TimeoutError) as exc:
@@ -511,6 +574,11 @@ class Supervisor:
 
     def start(self, name: str) -> dict[str, Any]:
         rt = self._operable(name)
+        rt.intent += 1
+        return self._start(rt)
+
+    def _start(self, rt: StrategyRuntime) -> dict[str, Any]:
+        name = rt.name
         self.store.record_event(name, "operator", "start")
         rt.enabled = True
         self.store.set_enabled(name, True)
@@ -530,6 +598,11 @@ class Supervisor:
 
     async def stop(self, name: str, *, persist: bool = True) -> dict[str, Any]:
         rt = self._operable(name, valid=False)
+        rt.intent += 1
+        return await self._stop(rt, persist=persist)
+
+    async def _stop(self, rt: StrategyRuntime, *, persist: bool) -> dict[str, Any]:
+        name = rt.name
         if persist:
             self.store.record_event(name, "operator", "stop")
             rt.enabled = False
@@ -547,9 +620,14 @@ class Supervisor:
         return rt.status(self.scheduler.next_run(name))
 
     async def restart(self, name: str) -> dict[str, Any]:
-        self._operable(name)
-        await self.stop(name, persist=False)
-        return self.start(name)
+        rt = self._operable(name)
+        rt.intent += 1
+        mine = rt.intent
+        await self._stop(rt, persist=False)
+        if rt.intent != mine:
+            # Another start or stop came in while this run was stopping: the later command wins.
+            return rt.status(self.scheduler.next_run(name))
+        return self._start(self._operable(name))
 
     def trigger(self, name: str) -> dict[str, Any]:
         rt = self._operable(name)
@@ -630,7 +708,8 @@ class Supervisor:
     def healthy(self) -> bool:
         """Scheduler thread, control servers and fork server alive: the condition for a watchdog ping."""
         servers = [task for task in self._tasks if task.get_name() in ("control", "run-channel")]
-        return self.scheduler.alive and all(not task.done() for task in servers) and self.launcher.alive
+        answering = time.monotonic() - self.launcher.last_pong < _PING_DEADLINE
+        return self.scheduler.alive and all(not task.done() for task in servers) and self.launcher.alive and answering
 
     def _watchdog(self) -> None:
         if self.healthy():
@@ -659,7 +738,7 @@ class Supervisor:
         for rt in self.runtimes.values():
             self._cancel_backoff(rt)
         if waits:
-            limit = max(rt.run.spec.settings.grace for rt in self.runs.active.values() if rt.run is not None) + self.config.host.shutdown_timeout
+            limit = max((rt.run.spec.settings.grace for rt in self.runs.active.values() if rt.run is not None), default=0.0) + self.config.host.shutdown_timeout
             _, pending = await asyncio.wait(waits, timeout=limit)
             if pending:
                 log.error("%d run(s) did not stop in time; the fork server kills them as it exits", len(pending))
