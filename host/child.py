@@ -83,6 +83,8 @@ def confine(*, pipes: Sequence[int], parent_pid: int, limits: Limits, cwd: str, 
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.set_wakeup_fd(-1)
+    # The fork server blocks these; one that arrived since the fork is delivered now.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     os.setsid()
     set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent_pid:

@@ -51,6 +51,7 @@ from .child import Limits, confine, set_child_subreaper, set_parent_death_signal
 __all__ = ["main"]
 
 MAX_PACKET = 256 * 1024
+_DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 _SWEEP_INTERVAL = 0.25
 _SWEEPS_AFTER_EXIT = 8
 _RUNTIME_MODULES = ("host.runner", "host.context", "host.runchannel", "zmq", "asyncio", "json", "logging")
@@ -224,9 +225,9 @@ def serve(sock: socket.socket, preload: list[str]) -> None:
     set_parent_death_signal(signal.SIGKILL)
     set_child_subreaper()
     # Terminal signals belong to the supervisor; it decides when runs stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Blocked rather than ignored: a child inherits the mask, so a stop sent
+    # between its fork and its set-up stays pending instead of being lost.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED_SIGNALS)
     errors = _preload(preload)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)

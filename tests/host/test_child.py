@@ -223,3 +223,28 @@ def test_confine_exits_when_the_parent_is_not_the_expected_one(tmp_path: Path) -
         assert read_all(r, time.monotonic() + 5) == b""
     finally:
         os.close(r)
+
+
+def test_a_stop_sent_before_confinement_is_not_lost(tmp_path: Path) -> None:
+    # The fork server blocks SIGTERM; a SIGTERM that reaches the child before
+    # confine() must stay pending and end the child once confine() unblocks it.
+    out_r, out_w = os.pipe()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    parent = os.getpid()
+    try:
+        pid = os.fork()
+        if pid == 0:  # ---- child
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives while blocked: pending
+                confine(pipes=[out_w, out_w, out_w], parent_pid=parent, limits=Limits(), cwd=str(tmp_path), env={})
+                os.write(1, b"survived\n")
+            finally:
+                os._exit(0)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    os.close(out_w)
+    _, status = os.waitpid(pid, 0)
+    output = read_all(out_r, time.monotonic() + 5)
+    os.close(out_r)
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGTERM
+    assert output == b""
