@@ -357,6 +357,13 @@ class Supervisor:
             return None
         return rt
 
+    def _file_present(self, rt: StrategyRuntime) -> bool:
+        # Deleted a moment ago and the watcher has not seen it yet: nothing to run.
+        if rt.spec is not None and rt.spec.path.exists():
+            return True
+        log.info("%s: strategy file is gone; not launching", rt.name)
+        return False
+
     def _too_late(self, rt: StrategyRuntime, slot: float) -> bool:
         """Drop (and record) a slot that can no longer start within its misfire grace."""
         grace = rt.spec.settings.misfire_grace if rt.spec is not None else None
@@ -377,7 +384,10 @@ class Supervisor:
 
     def _flush_fire_queue(self) -> None:
         queued, self._fire_queue = self._fire_queue, []
-        ready = [(rt, slot) for rt, slot in queued if self._schedulable(rt.name) is rt and rt.run is None and not self._too_late(rt, slot)]
+        ready = [
+            (rt, slot) for rt, slot in queued
+            if self._schedulable(rt.name) is rt and rt.run is None and self._file_present(rt) and not self._too_late(rt, slot)
+        ]
         if not ready:
             return
         now = time.time()
@@ -633,6 +643,8 @@ class Supervisor:
         rt = self._operable(name)
         if rt.run is not None:
             raise ControlError(f"{name} is already running (run {rt.run.id}, pid {rt.run.pid})", code="CONFLICT")
+        if not self._file_present(rt):
+            raise ControlError(f"{name}: its file {rt.path} is gone", code="UNKNOWN_STRATEGY")
         self._cancel_backoff(rt)
         run = self._launch(rt, "manual", None)
         if run is None:
