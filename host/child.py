@@ -79,7 +79,7 @@ def confine(*, pipes: Sequence[int], parent_pid: int, limits: Limits, cwd: str, 
 
     ``pipes`` are the write ends for stdout, stderr and status.
     """
-    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGUSR1):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.set_wakeup_fd(-1)

@@ -168,6 +168,10 @@ def _reap(outbox: _Outbox, children: dict[int, int]) -> bool:
             })
 
 
+def _supervisor_died(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _sweep_strays(children: dict[int, int]) -> None:
     """Kill our children that are not runs nor in a live run's process group.
 
@@ -222,7 +226,10 @@ def _children_of(parent: int) -> list[int]:
 
 def serve(sock: socket.socket, preload: list[str]) -> None:
     """Run the fork server loop until the supervisor closes its end."""
-    set_parent_death_signal(signal.SIGKILL)
+    # If the supervisor dies, even by SIGKILL, take every run and its descendants
+    # down with us before exiting (the finally below), rather than leave them to init.
+    signal.signal(signal.SIGUSR1, _supervisor_died)
+    set_parent_death_signal(signal.SIGUSR1)
     set_child_subreaper()
     # Terminal signals belong to the supervisor; it decides when runs stop.
     # Blocked rather than ignored: a child inherits the mask, so a stop sent

@@ -235,9 +235,8 @@ def test_supervisor_sigkill_then_restart(host: Host) -> None:
     host.finished_runs("every", 1)
     host.wait_state("every", "running", timeout=5)
     host.kill()
-    # The parent-death signal takes the run processes down at once.
-    forever_pid = [p for p in host.host_processes() if p.environ().get("TRADEHOST_STRATEGY") == "forever"]
-    wait_for(lambda: all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in forever_pid), 5, message="continuous run to die with the supervisor")
+    # Parent-death signals take the fork server, every run and their descendants down at once.
+    wait_for(lambda: not host.host_processes(), 5, message="every run process and descendant to die with the supervisor")
     host.start()
     # Leftover grandchildren of the killed host were cleaned up on start.
     time.sleep(0.5)
