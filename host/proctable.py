@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["GroupUsage", "ProcInfo", "group_usage", "parse_stat", "run_members", "scan"]
+__all__ = ["ProcInfo", "parse_stat", "run_members", "scan"]
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -23,12 +23,6 @@ class ProcInfo:
     pgrp: int
     rss: int
     """Resident set size in bytes."""
-
-
-@dataclass(frozen=True)
-class GroupUsage:
-    processes: int
-    rss: int
 
 
 def parse_stat(text: str, page_size: int = _PAGE_SIZE) -> ProcInfo:
@@ -55,18 +49,6 @@ def scan(proc: str = "/proc") -> list[ProcInfo]:
         except (OSError, ValueError, IndexError):
             continue
     return found
-
-
-def group_usage(processes: Iterable[ProcInfo], pgids: Iterable[int]) -> dict[int, GroupUsage]:
-    """Sum process count and resident memory per process group, for the groups asked for."""
-    wanted = set(pgids)
-    counts: dict[int, int] = dict.fromkeys(wanted, 0)
-    rss: dict[int, int] = dict.fromkeys(wanted, 0)
-    for info in processes:
-        if info.pgrp in wanted:
-            counts[info.pgrp] += 1
-            rss[info.pgrp] += info.rss
-    return {pgid: GroupUsage(counts[pgid], rss[pgid]) for pgid in wanted}
 
 
 def run_members(processes: Iterable[ProcInfo], leader: int) -> list[ProcInfo]:

@@ -236,6 +236,11 @@ class Store:
         with self.engine.connect() as conn:
             return [RunRecord(**row._mapping) for row in conn.execute(query)]
 
+    def strategy(self, name: str) -> StrategyRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(strategies_table).where(strategies_table.c.name == name)).first()
+        return None if row is None else StrategyRecord(row.name, bool(row.enabled), row.registered_at, row.last_slot)
+
     def strategies(self) -> dict[str, StrategyRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(strategies_table)).all()

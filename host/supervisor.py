@@ -72,6 +72,7 @@ class Supervisor:
         self._status_dirty = True
         self._tasks: list[asyncio.Task[Any]] = []
         self._fire_queue: list[tuple[StrategyRuntime, float]] = []
+        self._environment: dict[str, str] | None = None
         self._loop: asyncio.AbstractEventLoop
         self.store: Store
         self.logpump: LogPump
@@ -183,9 +184,11 @@ class Supervisor:
             self._shutdown.set()
 
     def _base_environment(self) -> dict[str, str]:
-        env = child_environment(os.environ, self.config.host.scrub_patterns)
-        env[MARKER] = str(self.config.host.state_dir)
-        return env
+        """What every run's environment starts from; computed once, not on each launch."""
+        if self._environment is None:
+            self._environment = child_environment(os.environ, self.config.host.scrub_patterns)
+            self._environment[MARKER] = str(self.config.host.state_dir)
+        return self._environment
 
     async def _every(self, interval: float, action: Callable[[], None]) -> None:
         while True:
@@ -221,7 +224,7 @@ class Supervisor:
             rt = StrategyRuntime(name=name, spec=None, path=path)
             self.runtimes[name] = rt
             self._load_history(rt, history)
-            known = self.store.strategies().get(name)
+            known = self.store.strategy(name)
             rt.enabled = known.enabled if known is not None else True
         elif not rt.removed and rt.spec == spec and rt.invalid_reason == error:
             return
@@ -421,8 +424,7 @@ class Supervisor:
         spec = rt.spec
         assert spec is not None
         settings = spec.settings
-        env = self._base_environment()
-        env.update(TRADEHOST_STRATEGY=spec.name, TRADEHOST_RUN_ID=str(run_id))
+        env = {**self._base_environment(), "TRADEHOST_STRATEGY": spec.name, "TRADEHOST_RUN_ID": str(run_id)}
         return {
             "run_id": run_id,
             "name": spec.name,
@@ -667,6 +669,7 @@ class Supervisor:
             for warning in warnings:
                 log.warning("reload: %s", warning)
             self.config = _keep_restart_only(self.config, config)
+            self._environment = None  # scrub_env may have changed
             self.watcher.debounce = self.config.host.debounce
             before = {name: (rt.spec, rt.invalid_reason) for name, rt in self.runtimes.items() if not rt.removed}
             sources = self.watcher.prime()

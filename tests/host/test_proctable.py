@@ -1,4 +1,4 @@
-"""Tests for host.proctable: parse_stat, scan and group_usage against the real /proc."""
+"""Tests for host.proctable: parse_stat, scan and run_members against the real /proc."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from host.proctable import GroupUsage, ProcInfo, group_usage, parse_stat, scan
+from host.proctable import ProcInfo, parse_stat, run_members, scan
 
 
 def stat_line(pid: int, comm: str, *, ppid: int, pgrp: int, rss_pages: int) -> str:
@@ -66,18 +66,7 @@ def test_scan_skips_non_numeric_entries_and_vanished_processes(tmp_path) -> None
     assert found[0].pgrp == 12 and found[0].ppid == 1
 
 
-def test_group_usage_sums_per_group_and_reports_empty_groups() -> None:
-    procs = [
-        ProcInfo(1, 0, 1, 100),
-        ProcInfo(2, 1, 10, 200),
-        ProcInfo(3, 2, 10, 300),
-        ProcInfo(4, 1, 20, 400),
-    ]
-    assert group_usage(procs, [10, 99]) == {10: GroupUsage(2, 500), 99: GroupUsage(0, 0)}
-    assert group_usage(procs, []) == {}
-
-
-def test_group_usage_counts_a_real_process_group() -> None:
+def test_run_members_counts_a_real_process_group() -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", "import os,time; os.fork(); time.sleep(5)"],
         start_new_session=True,
@@ -85,12 +74,12 @@ def test_group_usage_counts_a_real_process_group() -> None:
     try:
         pgid = child.pid  # a session leader's group id is its pid
         deadline = time.monotonic() + 5
-        usage = group_usage(scan(), [pgid])[pgid]
-        while usage.processes < 2 and time.monotonic() < deadline:
+        members = run_members(scan(), pgid)
+        while len(members) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
-            usage = group_usage(scan(), [pgid])[pgid]
-        assert usage.processes == 2
-        assert usage.rss > 0
+            members = run_members(scan(), pgid)
+        assert len(members) == 2
+        assert sum(info.rss for info in members) > 0
         # our own group is a different one and is not counted there
         assert os.getpgrp() != pgid
     finally:
