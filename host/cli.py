@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import reports
 from .commands import REGISTRY
 from .config import CONFIG_ENV, Config, load_config, load_config_for_control
 from .errors import ConfigError, ControlError, TradehostError
@@ -51,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
 
     service = verbs.add_parser("service", parents=[common], help="print a systemd unit file for this host")
     service.add_argument("--user", default=None, help="run the service as this user")
+
+    router = verbs.add_parser("router", parents=[common], help="run the broker router alone (when [router] enabled = false, e.g. on another machine)")
+    router.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    halt = verbs.add_parser("halt", parents=[common], help="stop new orders (cancels still pass); --reducing allows only orders that shrink positions")
+    halt.add_argument("strategy", nargs="?", help="only this strategy (default: all trading)")
+    halt.add_argument("--reducing", action="store_true", help="allow orders that reduce exposure")
+    halt.add_argument("--reason", default=None, help="recorded in the audit trail")
+    resume = verbs.add_parser("resume", parents=[common], help="allow new orders again after halt")
+    resume.add_argument("strategy", nargs="?", help="only this strategy (default: global)")
+    resume.add_argument("--reason", default=None, help="recorded in the audit trail")
+    for verb in (halt, resume):
+        verb.add_argument("--json", action="store_true", help="print the result as JSON")
+    reports.add_verbs(verbs, common)
     return parser
 
 
@@ -78,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verb == "service":
             print(_unit(config, args.user), end="")
             return 0
+        if args.verb == "router":
+            return _router(config, args.log_level)
+        if args.verb in ("halt", "resume"):
+            return _trading_state(config, args)
+        if args.verb in reports.VERBS:
+            return reports.handle(config, args)
         return _control(config, args)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -110,6 +130,26 @@ def _run(config: Config, level: str) -> int:
     logging.basicConfig(level=level, format=f"{stamp}%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     return Supervisor(config).run()
+
+
+def _router(config: Config, level: str) -> int:
+    from .router.main import run_router
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return run_router(config, managed=False)
+
+
+def _trading_state(config: Config, args: argparse.Namespace) -> int:
+    from .router.admin import set_trading_state
+
+    state = "ACTIVE" if args.verb == "resume" else ("REDUCING" if args.reducing else "HALTED")
+    result = set_trading_state(config, state, args.strategy, args.reason)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        note = f" ({result['router']})" if "router" in result else ""
+        print(f"{result['scope']}: {result['previous']} → {result['state']}{note}")
+    return 0
 
 
 def _logs(config: Config, name: str, lines: int, follow: bool) -> int:

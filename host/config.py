@@ -24,13 +24,15 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from host.errors import ConfigError, ScheduleError
+from host.router.config import DEFAULT_BROKERS, BrokerEntry, RouterConfig
+from host.router.risk import RiskConfig
 from host.settings import SETTING_NAMES, format_validation_error, resolve_settings, whole_to_float
 
 __all__ = [
@@ -53,7 +55,7 @@ DEFAULT_SCRUB_ENV: tuple[str, ...] = (
     "*_PASSPHRASE", "*_PRIVATE_KEY", "OANDA_*", "COINBASE_*", "BINANCE_*", "IBKR_*", "AWS_*",
 )
 
-_TOP_LEVEL = ("host", "defaults", "strategies")
+_TOP_LEVEL = ("host", "defaults", "strategies", "router", "risk", "brokers")
 
 
 class HostConfig(BaseModel):
@@ -127,6 +129,9 @@ class Config:
     host: HostConfig
     defaults: dict[str, Any]
     strategies: dict[str, dict[str, Any]]
+    router: RouterConfig = field(default_factory=RouterConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    brokers: dict[str, BrokerEntry] = field(default_factory=dict)
 
     @property
     def database_url(self) -> str:
@@ -135,6 +140,18 @@ class Config:
     @property
     def logs_dir(self) -> Path:
         return self.host.state_dir / "logs"
+
+    @property
+    def router_endpoint(self) -> str:
+        return self.router.endpoint or f"ipc://{self.host.state_dir / 'router.sock'}"
+
+    @property
+    def router_admin_socket(self) -> Path:
+        return self.host.state_dir / "router-admin.sock"
+
+    @property
+    def router_lock_file(self) -> Path:
+        return self.host.state_dir / "router.lock"
 
     @property
     def control_socket(self) -> Path:
@@ -378,7 +395,51 @@ def parse_config(text: str, path: Path) -> Config:
         _validate_settings(("strategies", name), table, defaults, fail)
         strategies[name] = dict(table)
 
-    return Config(path=path, host=host, defaults=defaults, strategies=strategies)
+    router = _validate_table(("router",), RouterConfig, data.get("router", {}), fail)
+    risk = _validate_table(("risk",), RiskConfig, data.get("risk", {}), fail)
+    brokers = _validate_brokers(data.get("brokers") or DEFAULT_BROKERS, fail)
+    if router.default_broker not in brokers:
+        raise fail(("router", "default_broker"), f"no [brokers.{router.default_broker}] table; configured brokers: {', '.join(sorted(brokers))}")
+    return Config(path=path, host=host, defaults=defaults, strategies=strategies, router=router, risk=risk, brokers=brokers)
+
+
+def _validate_table(prefix: tuple[str, ...], model: type[Any], table: Any, fail: Callable[[tuple[str, ...], str], ConfigError]) -> Any:
+    """Validate one table with a pydantic model; the error names the dotted key that is wrong."""
+    if not isinstance(table, dict):
+        raise fail(prefix, "must be a table")
+    try:
+        return model.model_validate(table)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        loc = tuple(str(part) for part in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            fields = getattr(model, "model_fields", {})
+            message = f"unknown key{_suggest(loc[-1], fields) if len(loc) == 1 else ''}"
+        raise fail((*prefix, *loc), message) from None
+
+
+def _validate_brokers(tables: Any, fail: Callable[[tuple[str, ...], str], ConfigError]) -> dict[str, BrokerEntry]:
+    from brokers.registry import adapter_class
+
+    if not isinstance(tables, dict):
+        raise fail(("brokers",), "must be a table of [brokers.NAME] tables")
+    brokers = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise fail(("brokers", name), f"must be a table ([brokers.{_format_key((name,))}])")
+        if not _BARE_KEY.fullmatch(name) or len(name) > 64:
+            raise fail(("brokers", name), "a broker name is letters, digits, '_' and '-', at most 64 characters")
+        options = dict(table)
+        type_name = options.pop("type", None)
+        if not isinstance(type_name, str):
+            raise fail(("brokers", name), 'needs type = "paper" (or another installed broker type)')
+        try:
+            cls = adapter_class(type_name)
+        except ConfigError as error:
+            raise fail(("brokers", name, "type"), error.reason) from None
+        brokers[name] = BrokerEntry(name=name, type=type_name, options=_validate_table(("brokers", name), cls.Options, options, fail))
+    return brokers
 
 
 def _validate_settings(

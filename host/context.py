@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from .runchannel import RunChannelClient, encode_value
+from .trading.api import TradingAPI
+from .trading.client import RouterClient
 
 __all__ = ["Context", "StateStore"]
 
@@ -55,8 +57,13 @@ class StateStore(MutableMapping[str, Any]):
         return f"StateStore({self._items()!r})"
 
 
-class Context:
-    """What a strategy knows about its run, and its way to talk to the host."""
+class Context(TradingAPI):
+    """What a strategy knows about its run, and its way to talk to the host and the router.
+
+    The trading methods (``place_order``, ``buy``, ``sell``, ``cancel_order``,
+    ``modify_order``, ``orders``, ``positions``, ``account``, ``quote``,
+    ``wait``) come from :class:`host.trading.api.TradingAPI`.
+    """
 
     def __init__(
         self,
@@ -67,6 +74,7 @@ class Context:
         scheduled_at: datetime | None,
         settings: Mapping[str, Any],
         channel: RunChannelClient,
+        router: RouterClient | None = None,
     ) -> None:
         self.name = name
         self.run_id = run_id
@@ -81,6 +89,8 @@ class Context:
         self.stopping = threading.Event()
         """Set when the supervisor asked this run to stop."""
         self._channel = channel
+        self._router = router
+        self._default_broker = settings.get("broker")
 
     def sleep(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; return False at once if a stop was requested."""
@@ -88,6 +98,8 @@ class Context:
 
     def close(self) -> None:
         self._channel.close()
+        if self._router is not None:
+            self._router.close()
 
     def __repr__(self) -> str:
         return f"Context(name={self.name!r}, run_id={self.run_id})"

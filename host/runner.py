@@ -31,6 +31,7 @@ from .child import STATUS_FD
 from .context import Context
 from .errors import StopRequested
 from .runchannel import RunChannelClient
+from .trading.client import RouterClient
 
 __all__ = ["EXIT_FAILED", "EXIT_LOAD_ERROR", "EXIT_OK", "NAMESPACE", "error_summary", "load_target", "run_target"]
 
@@ -146,6 +147,13 @@ def _install_stop_handler(ctx: Context) -> None:
     signal.signal(signal.SIGTERM, on_term)
 
 
+def _router_client(request: Mapping[str, Any]) -> RouterClient | None:
+    router = request.get("router")
+    if not router:
+        return None
+    return RouterClient(router["endpoint"], request["token"], request_prefix=f"r{request['run_id']}", timeout=router.get("timeout", 10.0))
+
+
 def run_target(request: Mapping[str, Any]) -> int:
     """Run one strategy run to completion in this process; return the exit code."""
     logging.basicConfig(level=logging.INFO, handlers=[_LineHandler(2)], format="%(levelname)s %(name)s: %(message)s", force=True)
@@ -157,6 +165,7 @@ def run_target(request: Mapping[str, Any]) -> int:
         scheduled_at=None if scheduled is None else datetime.fromtimestamp(scheduled, timezone.utc),
         settings=request.get("settings", {}),
         channel=RunChannelClient(request["run_endpoint"], request["token"]),
+        router=_router_client(request),
     )
     _install_stop_handler(ctx)
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import signal
 import time
 from collections.abc import Callable
@@ -51,6 +50,7 @@ class RunController:
         request_for: Callable[[StrategyRuntime, int, str, float | None, str], dict[str, Any]],
         on_ended: EndedCallback,
         on_changed: Callable[[], None],
+        mint_token: Callable[[str, int], str],
     ) -> None:
         self._store = store
         self._launcher = launcher
@@ -58,6 +58,7 @@ class RunController:
         self._request_for = request_for
         self._on_ended = on_ended
         self._on_changed = on_changed
+        self._mint = mint_token
         self._loop = asyncio.get_running_loop()
         self.active: dict[int, StrategyRuntime] = {}
         self.tokens: dict[str, str] = {}
@@ -70,7 +71,7 @@ class RunController:
         """Start the process of a recorded run; on failure the run is recorded as failed."""
         spec = rt.spec
         assert spec is not None and rt.run is None
-        token = secrets.token_urlsafe(24)
+        token = self._mint(rt.name, run_id)
         pipes: list[int] = []
         try:
             for _ in range(3):

@@ -86,6 +86,8 @@ class StrategySettings(BaseModel):
     restart_delay_max: float = Field(default=60.0, gt=0)
     max_failures: int = Field(default=5, gt=0)
     failure_window: float = Field(default=300.0, gt=0)
+    broker: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """The configured broker this strategy's orders go to when an order names none; None means [router] default_broker."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Free-form parameters handed to the strategy as ``ctx.params``."""
 

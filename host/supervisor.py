@@ -31,6 +31,8 @@ from .lifecycle import State
 from .logpump import LogPump
 from .orphans import MARKER, kill_orphans
 from .outcome import Outcome, StopReason, backoff_delay
+from .router.keyfile import key_file_path, read_or_create_key
+from .router.service import RouterProcess
 from .runchannel import RunChannelHandler, serve_run_channel
 from .runs import RunController
 from .runtime import ActiveRun, StrategyRuntime
@@ -40,6 +42,7 @@ from .statedir import SupervisorLock, prepare_state_dir, supervisor_pid
 from .store import Store
 from .strategy_file import StrategySource, StrategySpec, load_strategy
 from .systemd import Notifier, child_environment, status_line
+from .trading.tokens import RunTokens, new_key
 from .watcher import FolderWatcher
 
 __all__ = ["Supervisor"]
@@ -47,6 +50,8 @@ __all__ = ["Supervisor"]
 log = logging.getLogger("tradehost.supervisor")
 
 _MONITOR_INTERVAL = 0.25
+# systemd's sockets are the supervisor's own: the router must not notify or feed the watchdog.
+_NOT_FOR_ROUTER = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"})
 _STATUS_INTERVAL = 1.0
 _PRUNE_INTERVAL = 3600.0
 _PING_INTERVAL = 2.0
@@ -73,6 +78,8 @@ class Supervisor:
         self._tasks: list[asyncio.Task[Any]] = []
         self._fire_queue: list[tuple[StrategyRuntime, float]] = []
         self._environment: dict[str, str] | None = None
+        self.router: RouterProcess | None = None
+        self.tokens: RunTokens
         self._loop: asyncio.AbstractEventLoop
         self.store: Store
         self.logpump: LogPump
@@ -128,6 +135,7 @@ class Supervisor:
         self._prune_history()
         self.logpump = LogPump(config.logs_dir, max_bytes=config.host.log_max_bytes, backups=config.host.log_backups)
         self.logpump.start()
+        self._start_router()
         self.launcher = Launcher(
             preload=config.host.preload,
             env=self._base_environment(),
@@ -142,6 +150,7 @@ class Supervisor:
             request_for=self._launch_request,
             on_ended=self._after_run,
             on_changed=self._mark_changed,
+            mint_token=self.tokens.mint,
         )
         self.scheduler = Scheduler(
             on_fire=lambda name, slot: self._from_scheduler(self._fire, name, slot),
@@ -172,6 +181,19 @@ class Supervisor:
         self._started = True
         self.notifier.ready(self._status_text())
         log.info("supervisor ready: %d strategies, pid %d, fork server pid %s", len(self.runtimes), os.getpid(), self.launcher.pid)
+
+    def _start_router(self) -> None:
+        """Start the broker router (or, if another machine runs it, read the token key we share with it)."""
+        config = self.config
+        if not config.router.enabled:
+            self.tokens = RunTokens(read_or_create_key(key_file_path(config.host.state_dir, config.router.key_file)))
+            return
+        key = new_key()
+        self.tokens = RunTokens(key)
+        env = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_ROUTER}
+        env[MARKER] = str(config.host.state_dir)  # a router left by a dead supervisor is killed at the next start
+        self.router = RouterProcess(str(config.path), key, env, delay_max=config.router.restart_delay_max)
+        self.router.start()
 
     def _from_scheduler(self, handler: Callable[[str, datetime], None], name: str, slot: datetime) -> None:
         """Called in APScheduler's thread: hand the fire to the event loop."""
@@ -434,6 +456,7 @@ class Supervisor:
             "start_at": scheduled_at if trigger == "schedule" else None,
             "token": token,
             "run_endpoint": f"ipc://{self.config.run_socket}",
+            "router": {"endpoint": self.config.router_endpoint, "timeout": self.config.router.request_timeout},
             "target": {
                 "kind": "file",
                 "name": spec.name,
@@ -516,9 +539,10 @@ class Supervisor:
 
     def _kill_own_strays(self) -> None:
         """Kill what the dead fork server left: as a subreaper we inherited its runs' descendants."""
-        me, server = os.getpid(), self.launcher.pid if self.launcher.alive else None
+        me = os.getpid()
+        keep = {self.launcher.pid if self.launcher.alive else None, self.router.pid if self.router is not None else None}
         for _ in range(50):
-            strays = [info.pid for info in proctable.scan() if info.ppid == me and info.pid != server]
+            strays = [info.pid for info in proctable.scan() if info.ppid == me and info.pid not in keep]
             if not strays:
                 return
             for pid in strays:
@@ -757,6 +781,9 @@ class Supervisor:
             _, pending = await asyncio.wait(waits, timeout=limit)
             if pending:
                 log.error("%d run(s) did not stop in time; the fork server kills them as it exits", len(pending))
+        if self.router is not None:
+            # After the runs: a strategy in its grace period may still be cancelling orders.
+            await self.router.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,16 +1,18 @@
-"""Every 15 seconds: a moving-average crossover signal on a simulated price.
+"""Every 15 seconds: a moving-average crossover on the broker's quotes, traded on the paper broker.
 
-Shows parameters (PARAMS, overridable in supervisor.toml) and state that
-survives between runs. Orders come with the broker router; this example only
-logs the signal it would trade.
+Shows parameters (PARAMS, overridable in supervisor.toml), state that
+survives between runs, and orders through ctx: the position is flipped
+between long and short when the fast average crosses the slow one. The
+request id is derived from the cron slot, so a re-run of the same slot gets
+the same order back instead of sending a second one.
 """
 
-import random
+from host.trading.errors import TradingError
 
 SCHEDULE = "*/15 * * * * *"  # six fields: seconds first
 TIMEZONE = "Europe/London"
 TIMEOUT = 10
-PARAMS = {"instrument": "EUR_USD", "fast": 5, "slow": 20, "start_price": 1.0850}
+PARAMS = {"instrument": "EUR_USD", "fast": 5, "slow": 20, "units": 1000}
 
 
 def _sma(values, length):
@@ -20,15 +22,29 @@ def _sma(values, length):
 
 def run(ctx):
     p = ctx.params
-    prices = ctx.state.get("prices", [p["start_price"]])
-    prices.append(round(prices[-1] * (1 + random.gauss(0, 0.0005)), 5))
+    quote = ctx.quote(p["instrument"])
+    prices = ctx.state.get("prices", [])
+    prices.append(str(quote.mid))
     prices = prices[-p["slow"]:]
     ctx.state["prices"] = prices
     if len(prices) < p["slow"]:
-        ctx.logger.info("%s %.5f: warming up (%d/%d prices)", p["instrument"], prices[-1], len(prices), p["slow"])
+        ctx.logger.info("%s %s: warming up (%d/%d prices)", p["instrument"], quote.mid, len(prices), p["slow"])
         return
-    fast, slow = _sma(prices, p["fast"]), _sma(prices, p["slow"])
+    values = [float(x) for x in prices]
+    fast, slow = _sma(values, p["fast"]), _sma(values, p["slow"])
     signal = "long" if fast > slow else "short"
-    if signal != ctx.state.get("signal"):
-        ctx.logger.info("%s %.5f: signal changed to %s (fast %.5f, slow %.5f)", p["instrument"], prices[-1], signal, fast, slow)
-        ctx.state["signal"] = signal
+    if signal == ctx.state.get("signal"):
+        return
+    held = sum((pos.quantity for pos in ctx.positions() if pos.instrument == p["instrument"]), 0)
+    target = p["units"] if signal == "long" else -p["units"]
+    delta = target - held
+    ctx.state["signal"] = signal
+    if delta == 0:
+        return
+    slot = ctx.scheduled_at.isoformat() if ctx.scheduled_at else f"run{ctx.run_id}"
+    try:
+        order = ctx.place_order(p["instrument"], "BUY" if delta > 0 else "SELL", abs(delta), request_id=f"flip-{slot}")
+    except TradingError as exc:
+        ctx.logger.warning("%s: order refused: %s", p["instrument"], exc)
+        return
+    ctx.logger.info("%s: signal %s, %s %s %s at %s (%s)", p["instrument"], signal, order.side, order.filled_quantity, order.instrument, order.average_price, order.status)

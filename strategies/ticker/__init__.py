@@ -1,9 +1,11 @@
 """A continuous strategy in a package: one long-lived process, restarted on failure.
 
-It polls a (simulated) feed every five seconds until the supervisor stops it.
+It reads quotes from the router every five seconds, logs them with the
+strategy's own mark-to-market from a small helper module, until the
+supervisor stops it.
 """
 
-from .feed import SimulatedFeed
+from .feed import describe
 
 SCHEDULE = "@continuous"
 GRACE = 5
@@ -11,8 +13,7 @@ PARAMS = {"instruments": ["EUR_USD", "GBP_USD"], "interval": 5.0}
 
 
 def run(ctx):
-    feed = SimulatedFeed(ctx.params["instruments"], seed=ctx.run_id)
     ctx.logger.info("ticker started for %s", ", ".join(ctx.params["instruments"]))
     while ctx.sleep(ctx.params["interval"]):
-        quotes = feed.next()
-        ctx.logger.info("  ".join(f"{name} {bid:.5f}/{ask:.5f}" for name, (bid, ask) in quotes.items()))
+        quotes = [ctx.quote(name) for name in ctx.params["instruments"]]
+        ctx.logger.info("  ".join(describe(q) for q in quotes))

@@ -1,18 +1,8 @@
-"""A seeded random-walk quote feed, so the example needs no market data."""
-
-import random
+"""Formatting helpers for the ticker package (shows a strategy split over several modules)."""
 
 
-class SimulatedFeed:
-    def __init__(self, instruments, seed, spread=0.0002):
-        self._random = random.Random(seed)
-        self._mid = {name: 1.0 + self._random.random() for name in instruments}
-        self._spread = spread
-
-    def next(self):
-        quotes = {}
-        for name, mid in self._mid.items():
-            mid *= 1 + self._random.gauss(0, 0.0002)
-            self._mid[name] = mid
-            quotes[name] = (mid - self._spread / 2, mid + self._spread / 2)
-        return quotes
+def describe(quote):
+    """``EUR_USD 1.08412/1.08422 (1.0 pips)`` for an FX quote, bid/ask otherwise."""
+    spread = quote.ask - quote.bid
+    pips = f" ({spread * 10000:.1f} pips)" if quote.instrument.count("_") == 1 and quote.ask < 50 else ""
+    return f"{quote.instrument} {quote.bid}/{quote.ask}{pips}"

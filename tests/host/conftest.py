@@ -42,7 +42,8 @@ class Host:
         self.strategies = root / "strategies"
         self.strategies.mkdir()
         self.config = root / "supervisor.toml"
-        self.config.write_text('[host]\nwatch_interval = 0.1\ndebounce = 0.2\n')
+        # The router has its own end-to-end tests (tests/router); host tests run without it unless they ask.
+        self.config.write_text('[host]\nwatch_interval = 0.1\ndebounce = 0.2\n[router]\nenabled = false\n')
         self.state = root / "state"
         self.process: subprocess.Popen[bytes] | None = None
         self.stderr_path = root / "supervisor.stderr"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import Host
+from tests.host.conftest import Host
 
 from host.commands.status import render_table
 

@@ -6,7 +6,7 @@ import time
 
 import psutil
 import pytest
-from conftest import Host, wait_for
+from tests.host.conftest import Host, wait_for
 
 pytestmark = pytest.mark.e2e
 

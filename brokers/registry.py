@@ -1,0 +1,42 @@
+"""Adapter types by name: the built-in ones and those other packages register through entry points."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import entry_points
+
+from host.errors import ConfigError
+
+from .base import BrokerAdapter
+
+__all__ = ["ENTRY_POINT_GROUP", "adapter_class", "adapter_types"]
+
+ENTRY_POINT_GROUP = "tradehost.brokers"
+
+_BUILT_IN: dict[str, str] = {
+    "paper": "brokers.paper.adapter:PaperBroker",
+}
+
+
+def adapter_types() -> dict[str, str]:
+    """Every known type name → "module:Class", entry points after built-ins (a built-in name cannot be taken)."""
+    types = dict(_BUILT_IN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        types.setdefault(ep.name, ep.value)
+    return types
+
+
+def adapter_class(type_name: str) -> type[BrokerAdapter]:
+    """Import and return the adapter class registered as ``type_name``; ConfigError if none is."""
+    types = adapter_types()
+    target = types.get(type_name)
+    if target is None:
+        raise ConfigError(f"unknown broker type {type_name!r}; known types: {', '.join(sorted(types))}")
+    module_name, _, attr = target.partition(":")
+    try:
+        cls = getattr(import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"broker type {type_name!r} ({target}) cannot be loaded: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, BrokerAdapter)):
+        raise ConfigError(f"broker type {type_name!r} ({target}) is not a BrokerAdapter subclass")
+    return cls

@@ -1,0 +1,134 @@
+"""The router process: build the engine from the configuration, recover, serve until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from functools import partial
+from sqlalchemy import create_engine, event
+
+from brokers.base import AdapterServices, BrokerAdapter
+from brokers.registry import adapter_class
+from host.config import Config
+from host.store import _sqlite_pragmas
+from host.trading.states import OrderStatus
+from host.trading.tokens import RunTokens
+
+from .audit import AuditLog
+from .engine import BrokerCall, Engine, Outcome, run_now
+from .journal import Journal, TradingDays
+from .risk import RiskEngine, TradingState
+from .server import RouterServer
+from .tables import metadata
+from .tradingstate import KEY, dump_states, restore_states
+
+__all__ = ["Router"]
+
+log = logging.getLogger("tradehost.router")
+
+_RECOVER = (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_UPDATE)
+
+
+class Router:
+    """One router: its database, adapters, engine and sockets."""
+
+    def __init__(self, config: Config, key: bytes) -> None:
+        self.config = config
+        self.database = create_engine(config.database_url)
+        if self.database.dialect.name == "sqlite":
+            event.listen(self.database, "connect", _sqlite_pragmas)
+        metadata.create_all(self.database)
+        self.risk = RiskEngine(config.risk)
+        self._load_trading_state()
+        self.journal = Journal(
+            self.database, window=config.router.idempotency_hours * 3600, trading_day=TradingDays(config.risk.day_bounds),
+        )
+        self.audit = AuditLog(self.database)
+        self.adapters: dict[str, BrokerAdapter] = {}
+        self.engine = Engine(
+            database=self.database, adapters=self.adapters, default_broker=config.router.default_broker,
+            risk=self.risk, audit=self.audit, journal=self.journal, tokens=RunTokens(key),
+        )
+        self.engine.on_state_change = self._save_trading_state  # type: ignore[method-assign]
+        self.server = RouterServer(
+            self.engine, endpoint=config.router_endpoint, admin_endpoint=f"ipc://{config.router_admin_socket}", batch_max=config.router.batch_max,
+        )
+        self.engine._schedule = self.server.schedule
+
+    # -- trading state ----------------------------------------------------------------------
+
+    def _load_trading_state(self) -> None:
+        with self.database.connect() as conn:
+            restore_states(conn, self.risk)
+
+    def _save_trading_state(self, strategy: str | None, state: TradingState) -> None:
+        """Persist every trading state in the batch transaction that audits the change."""
+        self.journal.put_state(KEY, dump_states(self.risk))
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the adapters and settle every order left in flight, before taking any request."""
+        self.journal.load(time.time())
+        for name, entry in self.config.brokers.items():
+            cls = adapter_class(entry.type)
+            services = AdapterServices(
+                engine=self.database, emit=self.server.emit(name), clock=time.time,
+                logger=logging.getLogger(f"tradehost.broker.{name}"), state_dir=str(self.config.host.state_dir),
+            )
+            adapter = cls(name, entry.options, services)
+            await adapter.start()
+            self.adapters[name] = adapter
+            log.info("broker %s (%s) started: %d instruments", name, entry.type, len(adapter.capabilities.instruments))
+        await self._recover()
+        self.audit.record("router.start", {
+            "brokers": [a.describe() for a in self.adapters.values()], "trading_state": str(self.risk.state),
+            "open_orders": len(self.journal.open_orders()),
+        })
+        self.engine.commit()
+
+    async def _recover(self) -> None:
+        """Ask each broker about every order that was in flight or working when the router last stopped."""
+        pending = [r for r in self.journal.open_orders() if r.status in _RECOVER]
+        for record in pending:
+            adapter = self.adapters.get(record.broker)
+            if adapter is None:
+                log.warning("order %s is at broker %s, which is no longer configured", record.client_order_id, record.broker)
+                continue
+            call = BrokerCall(adapter.name, "lookup", record.client_order_id, partial(adapter.lookup, record.client_order_id))
+            started = time.perf_counter()
+            try:
+                coroutine = call.make()
+                result = run_now(coroutine) if adapter.atomic else await coroutine
+                outcome = Outcome(call, result=result, latency=time.perf_counter() - started)
+            except Exception as exc:  # the broker is unreachable: the order stays as it is and is looked up again later
+                outcome = Outcome(call, error=exc, latency=time.perf_counter() - started)
+            self.engine.complete(outcome)
+        if pending:
+            log.info("recovery: looked up %d order(s) left in flight or working", len(pending))
+            self.engine.commit()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.server.request_stop)
+        try:
+            await self.start()
+            log.info("router ready on %s", self.config.router_endpoint)
+            await self.server.serve()
+        finally:
+            self.audit.record("router.stop", {"open_orders": len(self.journal.open_orders())})
+            try:
+                self.engine.commit()
+            except Exception:  # the database itself failed; nothing more can be recorded
+                log.exception("could not record the router stop")
+            for adapter in self.adapters.values():
+                try:
+                    await adapter.stop()
+                except Exception:
+                    log.exception("broker %s did not stop cleanly", adapter.name)
+            self.server.close()
+            self.database.dispose()
+        return 0

@@ -1,0 +1,78 @@
+"""The router's part of supervisor.toml: ``[router]``, ``[risk]`` and ``[brokers.NAME]``.
+
+::
+
+    [router]
+    default_broker = "paper"          # where an order goes when neither it nor its strategy names a broker
+    request_timeout = 10              # seconds a strategy waits for an answer before CONNECTION_ERROR
+
+    [brokers.paper]                   # the default when no [brokers.*] table exists
+    type = "paper"
+    starting_balance = 100000
+
+Each ``[brokers.NAME]`` table is validated by its adapter type's options
+model, so a misspelt option fails at start with its key named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from host.settings import whole_to_float
+
+__all__ = ["DEFAULT_BROKERS", "BrokerEntry", "RouterConfig"]
+
+DEFAULT_BROKERS: dict[str, dict[str, Any]] = {"paper": {"type": "paper"}}
+
+
+class RouterConfig(BaseModel):
+    """The ``[router]`` table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    """Whether ``tradehost run`` starts and supervises the router."""
+    endpoint: str | None = None
+    """Where strategies reach the router; default ``ipc://STATE_DIR/router.sock``. A ``tcp://`` endpoint serves a host on another machine."""
+    key_file: Path | None = None
+    """For a router that ``tradehost run`` does not start: the file holding the run-token key both sides share."""
+    default_broker: str = "paper"
+    request_timeout: float = Field(default=10.0, gt=0, le=600)
+    idempotency_hours: float = Field(default=48.0, gt=0)
+    """How long a request id is remembered: a repeat within it returns the first order."""
+    batch_max: int = Field(default=1024, ge=1, le=100_000)
+    """The most messages handled before one commit."""
+    restart_delay_max: float = Field(default=10.0, gt=0)
+    """The longest pause before the supervisor restarts a router that died."""
+
+    @field_validator("request_timeout", "idempotency_hours", "restart_delay_max", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return whole_to_float(value)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ipc://", "tcp://")):
+            raise ValueError(f"expected an ipc:// or tcp:// endpoint, got {value!r}")
+        return value
+
+    @field_validator("key_file", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return Path(value).expanduser()
+        return value
+
+
+class BrokerEntry(BaseModel):
+    """One ``[brokers.NAME]`` table: the adapter type and its validated options."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    type: str
+    options: Any

@@ -1,0 +1,762 @@
+"""The router's order pipeline: authenticate → deduplicate → validate → risk → journal → broker.
+
+The engine is synchronous and does no socket I/O: the server hands it each
+message and each broker event, then calls :meth:`Engine.commit` once per
+batch and only afterwards sends the replies and starts the broker calls the
+batch produced. So every reply reports something already durable, and every
+order is durable before a broker that does I/O sees it. An ``atomic`` adapter
+(the paper broker without latency) answers inside the batch: its fills commit
+in the same transaction as the order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+from collections import defaultdict
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine as SqlEngine
+
+from brokers.base import BrokerAdapter, ExecutionReport, OutcomeUnknown
+from host.trading.errors import (
+    ConnectionFailed,
+    ErrorCode,
+    InvalidInstrument,
+    InvalidPrice,
+    InvalidQuantity,
+    InvalidRequest,
+    NotSupported,
+    OrderNotFound,
+    TradingError,
+    Unauthorized,
+    error_from_dict,
+)
+from host.trading.model import ErrorInfo, Instrument, OrderChanges, OrderRequest, Position
+from host.trading.positions import unrealised_pnl
+from host.trading.states import OrderStatus
+from host.trading.tokens import RunTokens
+from host.trading.wire import Request, decode_request, describe_validation_error, encode_error, encode_reply, request_id_of
+
+from .audit import AuditLog
+from .journal import Journal
+from .records import OrderRecord, client_order_id
+from .risk import Exposure, OrderIntent, RiskEngine, TradingState
+from .updates import apply_report, transition
+
+__all__ = ["Caller", "Engine", "run_now"]
+
+log = logging.getLogger("tradehost.router")
+
+ZERO = Decimal(0)
+Reply = tuple[bytes, bytes]
+"""(peer identity, reply message)."""
+
+
+def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine that must not suspend (an atomic adapter's call) and return its result."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("an atomic broker adapter suspended; it must complete without awaiting")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: a strategy run (from its token) or the operator (admin socket)."""
+
+    peer: bytes
+    strategy: str | None
+    run_id: int | None
+    admin: bool = False
+
+
+@dataclass
+class _Waiter:
+    peer: bytes
+    request_id: str
+    op: str
+
+
+@dataclass
+class BrokerCall:
+    """A broker call the server runs after the batch that journaled it has committed."""
+
+    broker: str
+    op: str
+    client_order_id: str | None
+    make: Callable[[], Coroutine[Any, Any, Any]]
+    started: float = 0.0
+    waiter: _Waiter | None = None
+
+
+@dataclass
+class Outcome:
+    """A finished broker call, handed back to the engine as an event."""
+
+    call: BrokerCall
+    result: Any = None
+    error: BaseException | None = None
+    latency: float = 0.0
+
+
+@dataclass
+class _Stats:
+    requests: int = 0
+    orders: int = 0
+    errors: int = 0
+    batches: int = 0
+    started: float = field(default_factory=time.time)
+
+
+def _decimal_text(value: Decimal) -> str:
+    return str(value)
+
+
+def _multiple_of(value: Decimal, step: Decimal) -> bool:
+    return step <= 0 or (value % step) == 0
+
+
+def _validation_error(exc: ValidationError) -> TradingError:
+    """The typed error for an order request pydantic refused, by the field that was wrong."""
+    first = exc.errors(include_url=False)[0]
+    field_name = str(first["loc"][0]) if first["loc"] else ""
+    message = f"invalid order: {describe_validation_error(exc)}"
+    if field_name == "quantity":
+        return InvalidQuantity(message)
+    if field_name in ("limit_price", "stop_price", "stop_loss", "take_profit") or "price" in str(first["msg"]):
+        return InvalidPrice(message)
+    if field_name == "instrument":
+        return InvalidInstrument(message)
+    return InvalidRequest(message)
+
+
+def check_terms(request: OrderRequest, spec: Instrument, adapter: BrokerAdapter) -> TradingError | None:
+    """The first thing wrong with an order's terms for this instrument and broker, or None (pure)."""
+    caps = adapter.capabilities
+    q = request.quantity
+    if q <= 0:
+        return InvalidQuantity(f"quantity must be positive, got {q}")
+    if not _multiple_of(q, spec.quantity_increment):
+        return InvalidQuantity(f"quantity {q} is not a multiple of {spec.symbol}'s lot size {spec.quantity_increment} (too many decimals?)")
+    if q < spec.min_quantity:
+        return InvalidQuantity(f"quantity {q} is below {spec.symbol}'s minimum {spec.min_quantity}")
+    if spec.max_quantity is not None and q > spec.max_quantity:
+        return InvalidQuantity(f"quantity {q} is above {spec.symbol}'s maximum {spec.max_quantity}")
+    for name in ("limit_price", "stop_price", "stop_loss", "take_profit"):
+        price = getattr(request, name)
+        if price is None:
+            continue
+        if price <= 0:
+            return InvalidPrice(f"{name} must be positive, got {price}")
+        if not _multiple_of(price, spec.price_increment):
+            return InvalidPrice(f"{name} {price} is not a multiple of {spec.symbol}'s tick size {spec.price_increment} (too many decimals?)")
+    if request.type not in caps.order_types:
+        return NotSupported(f"broker {adapter.name} does not support {request.type} orders")
+    if request.time_in_force not in caps.time_in_force:
+        return NotSupported(f"broker {adapter.name} does not support time in force {request.time_in_force}")
+    if (request.stop_loss is not None or request.take_profit is not None) and not caps.brackets:
+        return NotSupported(f"broker {adapter.name} does not support stop_loss/take_profit on an order")
+    return None
+
+
+class Engine:
+    """Everything the router decides; the server feeds it and sends what it answers."""
+
+    def __init__(
+        self,
+        *,
+        database: SqlEngine,
+        adapters: dict[str, BrokerAdapter],
+        default_broker: str,
+        risk: RiskEngine,
+        audit: AuditLog,
+        journal: Journal,
+        tokens: RunTokens,
+        clock: Callable[[], float] = time.time,
+        schedule: Callable[[float, Callable[[], None]], Any] | None = None,
+    ) -> None:
+        self.database = database
+        self.adapters = adapters
+        self.default_broker = default_broker
+        self.risk = risk
+        self.audit = audit
+        self.journal = journal
+        self.tokens = tokens
+        self.clock = clock
+        self._schedule = schedule
+        self.stats = _Stats()
+        self._replies: list[Reply] = []
+        self._admin_replies: list[Reply] = []
+        self._calls: list[BrokerCall] = []
+        self._waiting: dict[str, list[_Waiter]] = defaultdict(list)
+        """order.wait requests per client order id, answered when the order finishes."""
+        self._in_flight: dict[str, list[_Waiter]] = defaultdict(list)
+        """Requests answered when the broker call now running for an order returns."""
+        self._quotes: dict[tuple[str, str], Decimal] = {}
+
+    # -- batch plumbing ----------------------------------------------------------------
+
+    def take_replies(self) -> tuple[list[Reply], list[Reply]]:
+        replies, admin = self._replies, self._admin_replies
+        self._replies, self._admin_replies = [], []
+        return replies, admin
+
+    def take_calls(self) -> list[BrokerCall]:
+        calls, self._calls = self._calls, []
+        return calls
+
+    def commit(self) -> None:
+        """Write the batch: journal, audit rows and adapter state in one transaction (one fsync)."""
+        if not (self.audit.pending or self.journal.pending):
+            return  # a batch of reads: nothing to make durable
+        now = self.clock()
+        try:
+            with self.database.begin() as conn:
+                self.journal.flush(conn, now)
+                for adapter in self.adapters.values():
+                    adapter.persist(conn)
+                self.audit.flush(conn)
+        except BaseException:
+            # Memory is now ahead of the database; the router stops and recovers from what was committed.
+            self.audit.discard_pending()
+            raise
+        self.stats.batches += 1
+
+    def _reply(self, caller: Caller, request_id: str | None, result: Any) -> None:
+        (self._admin_replies if caller.admin else self._replies).append((caller.peer, encode_reply(request_id, result)))
+
+    def _error(self, caller: Caller, request_id: str | None, error: TradingError) -> None:
+        self.stats.errors += 1
+        (self._admin_replies if caller.admin else self._replies).append((caller.peer, encode_error(request_id, error)))
+
+    def _answer_order(self, peer: bytes, request_id: str, op: str, record: OrderRecord) -> None:
+        """Reply with the order, or with its error if placing it was refused."""
+        if op == "order.place" and record.status in (OrderStatus.DENIED, OrderStatus.REJECTED) and record.error is not None:
+            self._replies.append((peer, encode_error(request_id, error_from_dict(record.error.model_dump()))))
+        else:
+            self._replies.append((peer, encode_reply(request_id, record.to_wire())))
+
+    # -- requests --------------------------------------------------------------------
+
+    def handle(self, peer: bytes, payload: bytes, *, admin: bool = False) -> None:
+        """Answer one message (the reply is sent after the next commit)."""
+        self.stats.requests += 1
+        started = time.perf_counter()
+        try:
+            request = decode_request(payload)
+        except TradingError as exc:
+            request_id = request_id_of(payload)
+            self.audit.record("request.invalid", {"error": exc.to_dict(), "bytes": len(payload)}, request_id=request_id)
+            self._error(Caller(peer, None, None, admin), request_id, exc)
+            return
+        if admin:
+            caller = Caller(peer, None, None, admin=True)
+        else:
+            who = self.tokens.verify(request.token) if request.token else None
+            if who is None:
+                error = Unauthorized("unknown or expired run token" if request.token else "request carries no run token")
+                self.audit.record("request.unauthorized", {"op": request.op, "error": error.to_dict()}, request_id=request.id)
+                self._error(Caller(peer, None, None), request.id, error)
+                return
+            caller = Caller(peer, who[0], who[1])
+        handler = (_ADMIN_HANDLERS if admin else _STRATEGY_HANDLERS).get(request.op)
+        if handler is None:
+            refusal = InvalidRequest(f"operation {request.op!r} is not allowed on this socket")
+            self.audit.record("request.invalid", {"op": request.op, "error": refusal.to_dict()}, strategy=caller.strategy, run_id=caller.run_id, request_id=request.id)
+            self._error(caller, request.id, refusal)
+            return
+        try:
+            handler(self, caller, request, started)
+        except TradingError as exc:
+            self.audit.record(
+                "request.error", {"op": request.op, "body": request.body, "error": exc.to_dict()},
+                strategy=caller.strategy, run_id=caller.run_id, request_id=request.id,
+                latency_us=int((time.perf_counter() - started) * 1e6),
+            )
+            self._error(caller, request.id, exc)
+
+    def _adapter(self, name: str | None) -> BrokerAdapter:
+        broker = name or self.default_broker
+        adapter = self.adapters.get(broker)
+        if adapter is None:
+            raise InvalidRequest(f"unknown broker {broker!r}; configured: {', '.join(sorted(self.adapters))}")
+        return adapter
+
+    def _own_order(self, caller: Caller, body: dict[str, Any]) -> OrderRecord:
+        cid = body.get("client_order_id")
+        if not isinstance(cid, str) or not cid:
+            raise InvalidRequest("client_order_id must be a non-empty string")
+        record = self.journal.get(cid)
+        if record is None or (not caller.admin and record.strategy != caller.strategy):
+            raise OrderNotFound(f"no order {cid!r} of strategy {caller.strategy}")
+        return record
+
+    # -- order.place ------------------------------------------------------------------
+
+    def _place(self, caller: Caller, request: Request, started: float) -> None:
+        strategy = caller.strategy
+        assert strategy is not None
+        existing = self.journal.by_request.get((strategy, request.id))
+        if existing is not None:
+            if existing.client_order_id in self._in_flight:
+                self._in_flight[existing.client_order_id].append(_Waiter(caller.peer, request.id, "order.place"))
+            else:
+                self._answer_order(caller.peer, request.id, "order.place", existing)
+            return
+        try:
+            order = OrderRequest.model_validate(request.body)
+        except ValidationError as exc:
+            raise _validation_error(exc) from None
+        adapter = self._adapter(order.broker)
+        now = self.clock()
+        day, seq = self.journal.next_seq(strategy, now)
+        record = OrderRecord.from_request(
+            order, client_order_id=client_order_id(strategy, day, seq), strategy=strategy, request_id=request.id,
+            day=day, seq=seq, run_id=caller.run_id, broker=adapter.name, now=now,
+        )
+        self.journal.add(record)
+        self.stats.orders += 1
+        refusal, decision = self._pre_trade(order, record, adapter, now)
+        detail: dict[str, Any] = {"order": request.body, "broker": adapter.name}
+        if decision is not None:
+            detail["risk"] = {"allowed": decision.allowed, "rule": decision.rule, "message": decision.message}
+        if refusal is not None:
+            record.error = ErrorInfo(code=str(refusal.code), message=refusal.message, rule=refusal.rule)
+            transition(record, OrderStatus.DENIED)
+            detail["denied"] = refusal.to_dict()
+        else:
+            transition(record, OrderStatus.SUBMITTED)
+        self.audit.record(
+            "order.request", detail, strategy=strategy, run_id=caller.run_id, client_order_id=record.client_order_id,
+            request_id=request.id, latency_us=int((time.perf_counter() - started) * 1e6),
+        )
+        if refusal is not None:
+            self._answer_order(caller.peer, request.id, "order.place", record)
+            return
+        waiter = _Waiter(caller.peer, request.id, "order.place")
+        call = BrokerCall(adapter.name, "submit", record.client_order_id, partial(adapter.submit, record.to_model()), waiter=waiter)
+        self._start(adapter, call)
+
+    def _pre_trade(self, order: OrderRequest, record: OrderRecord, adapter: BrokerAdapter, now: float) -> tuple[TradingError | None, Any]:
+        """Validation against the instrument, then the risk engine; the refusal (if any) and the risk decision."""
+        spec = adapter.instrument(order.instrument)
+        if spec is None:
+            return InvalidInstrument(f"broker {adapter.name} does not trade {order.instrument!r}"), None
+        problem = check_terms(order, spec, adapter)
+        if problem is not None:
+            return problem, None
+        price = order.limit_price or order.stop_price or self._reference_price(adapter, order.instrument)
+        intent = OrderIntent(strategy=record.strategy, broker=adapter.name, instrument=order.instrument, side=order.side, quantity=order.quantity, price=price, currency=spec.currency)
+        decision = self.risk.check(intent, self._exposure(record.strategy, adapter.name, order.instrument, now), time.monotonic())
+        return (None if decision.allowed else decision.to_error()), decision
+
+    def _reference_price(self, adapter: BrokerAdapter, instrument: str) -> Decimal | None:
+        """The current touch for an atomic adapter, else the last price seen for the instrument."""
+        if adapter.atomic:
+            try:
+                quote = run_now(adapter.quote(instrument))
+            except TradingError:
+                return None
+            self.journal.last_price[(adapter.name, instrument)] = quote.mid
+            return quote.mid
+        return self.journal.last_price.get((adapter.name, instrument))
+
+    def _exposure(self, strategy: str, broker: str, instrument: str, now: float) -> Exposure:
+        pending = {("s", "BUY"): ZERO, ("s", "SELL"): ZERO, ("g", "BUY"): ZERO, ("g", "SELL"): ZERO}
+        for r in self.journal.open_orders():
+            # INITIALIZED is the order being checked itself, never a working one.
+            if r.broker == broker and r.instrument == instrument and r.status != OrderStatus.INITIALIZED:
+                remaining = r.quantity - r.filled_quantity
+                pending[("g", str(r.side))] += remaining
+                if r.strategy == strategy:
+                    pending[("s", str(r.side))] += remaining
+        return Exposure(
+            strategy_position=self.journal.position(strategy, broker, instrument),
+            global_position=self.journal.global_position(broker, instrument),
+            strategy_day_pnl=self.journal.day_pnl(strategy, now),
+            global_day_pnl=self.journal.day_pnl(None, now),
+            strategy_pending_buy=pending[("s", "BUY")], strategy_pending_sell=pending[("s", "SELL")],
+            global_pending_buy=pending[("g", "BUY")], global_pending_sell=pending[("g", "SELL")],
+        )
+
+    # -- cancel and modify ------------------------------------------------------------------
+
+    def _cancel(self, caller: Caller, request: Request, started: float) -> None:
+        record = self._own_order(caller, request.body)
+        waiter = _Waiter(caller.peer, request.id, "order.cancel")
+        if record.client_order_id in self._in_flight:
+            self._in_flight[record.client_order_id].append(waiter)
+            return
+        if record.status == OrderStatus.CANCELED:
+            self._answer_order(caller.peer, request.id, "order.cancel", record)
+            return
+        if record.is_terminal or record.status == OrderStatus.INITIALIZED:
+            raise OrderNotFound(f"order {record.client_order_id} is {record.status}; there is nothing to cancel")
+        adapter = self._adapter(record.broker)
+        before = record.status
+        transition(record, OrderStatus.PENDING_CANCEL)
+        self.journal.touch(record)
+        self.audit.record(
+            "order.cancel", {"from": str(before), "risk": "cancels always pass"}, strategy=record.strategy, run_id=caller.run_id,
+            client_order_id=record.client_order_id, request_id=request.id, latency_us=int((time.perf_counter() - started) * 1e6),
+        )
+        self._start(adapter, BrokerCall(adapter.name, "cancel", record.client_order_id, partial(adapter.cancel, record.to_model()), waiter=waiter))
+
+    def _modify(self, caller: Caller, request: Request, started: float) -> None:
+        record = self._own_order(caller, request.body)
+        waiter = _Waiter(caller.peer, request.id, "order.modify")
+        if record.client_order_id in self._in_flight:
+            self._in_flight[record.client_order_id].append(waiter)
+            return
+        try:
+            changes = OrderChanges.model_validate(request.body.get("changes") or {})
+        except ValidationError as exc:
+            raise _validation_error(exc) from None
+        if not record.is_open or record.status in (OrderStatus.PENDING_CANCEL,):
+            raise OrderNotFound(f"order {record.client_order_id} is {record.status}; it cannot be modified")
+        adapter = self._adapter(record.broker)
+        if not adapter.capabilities.modify:
+            raise NotSupported(f"broker {adapter.name} cannot modify orders in place; cancel and place a new one")
+        terms = OrderRequest.model_validate({
+            "instrument": record.instrument, "side": record.side, "type": record.type, "time_in_force": record.time_in_force,
+            "quantity": changes.quantity if changes.quantity is not None else record.quantity,
+            "limit_price": changes.limit_price if changes.limit_price is not None else record.limit_price,
+            "stop_price": changes.stop_price if changes.stop_price is not None else record.stop_price,
+        }) if _prices_fit(record, changes) else None
+        if terms is None:
+            raise InvalidPrice(f"a {record.type} order has no {'limit_price' if changes.limit_price is not None else 'stop_price'} to change")
+        spec = adapter.instrument(record.instrument)
+        problem = check_terms(terms, spec, adapter) if spec is not None else None
+        if problem is None and terms.quantity < record.filled_quantity:
+            problem = InvalidQuantity(f"quantity {terms.quantity} is below the {record.filled_quantity} already filled")
+        if problem is None:
+            now = self.clock()
+            extra = terms.quantity - record.quantity
+            price = terms.limit_price or terms.stop_price or self._reference_price(adapter, record.instrument)
+            if extra > 0:
+                intent = OrderIntent(strategy=record.strategy, broker=adapter.name, instrument=record.instrument, side=record.side, quantity=extra, price=price)
+                decision = self.risk.check(intent, self._exposure(record.strategy, adapter.name, record.instrument, now), time.monotonic())
+                if not decision.allowed:
+                    problem = decision.to_error()
+        if problem is not None:
+            raise problem
+        before = record.status
+        transition(record, OrderStatus.PENDING_UPDATE)
+        self.journal.touch(record)
+        self.audit.record(
+            "order.modify", {"from": str(before), "changes": changes.model_dump(mode="json", exclude_none=True)},
+            strategy=record.strategy, run_id=caller.run_id, client_order_id=record.client_order_id, request_id=request.id,
+            latency_us=int((time.perf_counter() - started) * 1e6),
+        )
+        self._start(adapter, BrokerCall(adapter.name, "modify", record.client_order_id, partial(adapter.modify, record.to_model(), changes), waiter=waiter))
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _get(self, caller: Caller, request: Request, started: float) -> None:
+        record = self._own_order(caller, request.body)
+        self._answer_order(caller.peer, request.id, "order.get", record)
+
+    def _wait(self, caller: Caller, request: Request, started: float) -> None:
+        record = self._own_order(caller, request.body)
+        timeout = request.body.get("timeout", 30.0)
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 <= timeout <= 86400:
+            raise InvalidRequest(f"timeout must be a number of seconds between 0 and 86400, got {timeout!r}")
+        if record.is_terminal or timeout == 0 or self._schedule is None:
+            self._answer_order(caller.peer, request.id, "order.wait", record)
+            return
+        waiter = _Waiter(caller.peer, request.id, "order.wait")
+        self._waiting[record.client_order_id].append(waiter)
+        self._schedule(float(timeout), lambda: self._wait_expired(record.client_order_id, waiter))
+
+    def _wait_expired(self, cid: str, waiter: _Waiter) -> None:
+        waiters = self._waiting.get(cid)
+        if waiters and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiting[cid]
+            record = self.journal.get(cid)
+            if record is not None:
+                self._answer_order(waiter.peer, waiter.request_id, waiter.op, record)
+
+    def _orders(self, caller: Caller, request: Request, started: float) -> None:
+        assert caller.strategy is not None
+        open_only = request.body.get("open_only", True)
+        if open_only:
+            records = self.journal.open_orders(caller.strategy)
+        else:
+            records = self.journal.recent(caller.strategy, self.clock() - 86400)
+        records.sort(key=lambda r: r.created_at)
+        self._reply(caller, request.id, [r.to_wire() for r in records])
+
+    def _positions(self, caller: Caller, request: Request, started: float) -> None:
+        broker = request.body.get("broker")
+        if broker is not None:
+            self._adapter(broker)
+        result = []
+        for (strategy, b, instrument), p in sorted(self.journal.positions.items()):
+            if strategy != caller.strategy or (broker is not None and b != broker) or p.quantity == 0:
+                continue
+            mark = self._reference_price(self.adapters[b], instrument) if b in self.adapters else None
+            result.append(Position(
+                broker=b, instrument=instrument, quantity=p.quantity, average_price=p.average_price, realised_pnl=p.realised_pnl,
+                unrealised_pnl=ZERO if mark is None else unrealised_pnl(p.quantity, p.average_price, mark), market_price=mark, strategy=strategy,
+            ).model_dump(mode="json"))
+        self._reply(caller, request.id, result)
+
+    def _broker_read(self, caller: Caller, request: Request, started: float) -> None:
+        adapter = self._adapter(request.body.get("broker"))
+        waiter = _Waiter(caller.peer, request.id, request.op)
+        if request.op == "account":
+            call = BrokerCall(adapter.name, "account", None, adapter.account, waiter=waiter)
+        else:
+            instrument = request.body.get("instrument")
+            if not isinstance(instrument, str) or adapter.instrument(instrument) is None:
+                raise InvalidInstrument(f"broker {adapter.name} does not trade {instrument!r}")
+            call = BrokerCall(adapter.name, "quote", None, partial(adapter.quote, instrument), waiter=waiter)
+        self._start(adapter, call)
+
+    def _ping(self, caller: Caller, request: Request, started: float) -> None:
+        self._reply(caller, request.id, {"strategy": caller.strategy, "run_id": caller.run_id, "time": self.clock()})
+
+    # -- operator --------------------------------------------------------------------------
+
+    def _halt(self, caller: Caller, request: Request, started: float) -> None:
+        state = TradingState.REDUCING if request.body.get("reducing") else TradingState.HALTED
+        self._set_state(caller, request, state)
+
+    def _resume(self, caller: Caller, request: Request, started: float) -> None:
+        self._set_state(caller, request, TradingState.ACTIVE)
+
+    def _set_state(self, caller: Caller, request: Request, state: TradingState) -> None:
+        strategy = request.body.get("strategy")
+        if strategy is not None and not isinstance(strategy, str):
+            raise InvalidRequest("strategy must be a name")
+        before = self.risk.state if strategy is None else self.risk.state_of(strategy)
+        self.risk.set_state(state, strategy)
+        self.on_state_change(strategy, state)
+        self.audit.record("operator." + request.op, {"scope": strategy or "global", "from": str(before), "to": str(state), "reason": request.body.get("reason")}, strategy=strategy, request_id=request.id)
+        self._reply(caller, request.id, {"scope": strategy or "global", "state": str(state), "previous": str(before)})
+
+    def on_state_change(self, strategy: str | None, state: TradingState) -> None:
+        """Persist a trading-state change; replaced by the router application."""
+
+    def _status(self, caller: Caller, request: Request, started: float) -> None:
+        self._reply(caller, request.id, self.status())
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "trading_state": str(self.risk.state),
+            "strategy_states": {k: str(v) for k, v in self.risk.strategy_states.items()},
+            "brokers": [a.describe() for a in self.adapters.values()],
+            "open_orders": len(self.journal.open_orders()),
+            "requests": self.stats.requests, "orders": self.stats.orders, "errors": self.stats.errors, "batches": self.stats.batches,
+            "uptime": round(time.time() - self.stats.started, 3),
+        }
+
+    # -- broker calls and their answers ---------------------------------------------------------
+
+    def _start(self, adapter: BrokerAdapter, call: BrokerCall) -> None:
+        """Run the call now if the adapter is atomic; otherwise after this batch commits."""
+        if call.client_order_id is not None and call.waiter is not None:
+            self._in_flight[call.client_order_id].append(call.waiter)
+        if not adapter.atomic:
+            self._calls.append(call)
+            return
+        started = time.perf_counter()
+        try:
+            result = run_now(call.make())
+        except (TradingError, OutcomeUnknown) as exc:
+            self.complete(Outcome(call, error=exc, latency=time.perf_counter() - started))
+            return
+        self.complete(Outcome(call, result=result, latency=time.perf_counter() - started))
+
+    def complete(self, outcome: Outcome) -> None:
+        """Apply a finished broker call: update the order, audit it, answer who waits for it."""
+        call = outcome.call
+        if call.client_order_id is None:
+            waiter = call.waiter
+            assert waiter is not None
+            caller = Caller(waiter.peer, None, None)
+            if outcome.error is not None:
+                self._error(caller, waiter.request_id, _as_trading_error(outcome.error, call))
+            else:
+                result = outcome.result
+                if call.op == "quote":
+                    self._quotes[(call.broker, result.instrument)] = result.mid
+                    self.journal.last_price[(call.broker, result.instrument)] = result.mid
+                self._reply(caller, waiter.request_id, result.model_dump(mode="json"))
+            return
+        record = self.journal.get(call.client_order_id)
+        assert record is not None
+        detail: dict[str, Any] = {"call": call.op}
+        if call.op == "lookup" and outcome.error is None and outcome.result is None:
+            before = record.status
+            self._never_received(record, outcome)
+            detail["response"] = None
+            detail["transition"] = [str(before), str(record.status)]
+        elif outcome.error is None:
+            report: ExecutionReport = outcome.result
+            applied = self._apply(record, report)
+            detail["response"] = _report_detail(report)
+            detail["transition"] = [str(applied.before), str(applied.after)]
+            if applied.refused is not None:
+                detail["refused"] = str(applied.refused)
+        elif isinstance(outcome.error, OutcomeUnknown):
+            detail["outcome"] = "unknown"
+            detail["error"] = str(outcome.error)
+            record.raw_status = f"outcome unknown after {call.op}: looking it up"
+            self.journal.touch(record)
+            self._lookup_later(record, 0.5)
+        else:
+            error = _as_trading_error(outcome.error, call)
+            detail["error"] = error.to_dict()
+            before = record.status
+            self._call_failed(record, call.op, error)
+            detail["transition"] = [str(before), str(record.status)]
+        self.audit.record(
+            "order.broker", detail, strategy=record.strategy, run_id=record.run_id, client_order_id=record.client_order_id,
+            latency_us=int(outcome.latency * 1e6),
+        )
+        for waiter in self._in_flight.pop(record.client_order_id, []):
+            if outcome.error is not None and not isinstance(outcome.error, OutcomeUnknown) and waiter.op != "order.place":
+                self._replies.append((waiter.peer, encode_error(waiter.request_id, _as_trading_error(outcome.error, call))))
+            else:
+                self._answer_order(waiter.peer, waiter.request_id, waiter.op, record)
+        self._notify_waiters(record)
+
+    def _call_failed(self, record: OrderRecord, op: str, error: TradingError) -> None:
+        """A broker refused a call: a refused order is REJECTED; a refused cancel or change leaves it working."""
+        record.error = ErrorInfo(code=str(error.code), message=error.message, broker_code=error.broker_code, broker_message=error.broker_message)
+        if op == "submit":
+            transition(record, OrderStatus.REJECTED)
+        elif op in ("cancel", "modify"):
+            if error.code == ErrorCode.ORDER_NOT_FOUND:
+                self._lookup_later(record, 0.0)  # gone already: filled or cancelled; find out which
+            back = OrderStatus.PARTIALLY_FILLED if record.filled_quantity > 0 else OrderStatus.ACCEPTED
+            transition(record, back)
+        elif op == "lookup" and record.status == OrderStatus.SUBMITTED:
+            self._lookup_later(record, 2.0)
+        record.updated_at = self.clock()
+        self.journal.touch(record)
+
+    def report(self, broker: str, report: ExecutionReport) -> None:
+        """An order change the broker pushed (a fill of a resting order, an expiry, a bracket child)."""
+        record = self.journal.get(report.client_order_id)
+        if record is None:
+            record = self._adopt(broker, report)
+            if record is None:
+                return
+        applied = self._apply(record, report)
+        self.audit.record(
+            "order.report", {"response": _report_detail(report), "transition": [str(applied.before), str(applied.after)], **({"refused": str(applied.refused)} if applied.refused else {})},
+            strategy=record.strategy, run_id=record.run_id, client_order_id=record.client_order_id,
+        )
+        self._notify_waiters(record)
+
+    def _adopt(self, broker: str, report: ExecutionReport) -> OrderRecord | None:
+        """Record an order the broker created from one of ours (a bracket child) under the parent's strategy."""
+        parent = self.journal.get(report.parent_client_order_id) if report.parent_client_order_id else None
+        if parent is None or report.terms is None:
+            log.warning("broker %s reported unknown order %s; ignored", broker, report.client_order_id)
+            self.audit.record("order.unknown", {"broker": broker, "response": _report_detail(report)}, client_order_id=report.client_order_id)
+            return None
+        now = self.clock()
+        record = OrderRecord.from_request(
+            report.terms, client_order_id=report.client_order_id, strategy=parent.strategy, request_id=report.client_order_id,
+            day=parent.day, seq=parent.seq, run_id=parent.run_id, broker=broker, now=now,
+        )
+        record.tag = f"child of {parent.client_order_id}"
+        transition(record, OrderStatus.SUBMITTED)
+        self.journal.add(record)
+        return record
+
+    def _apply(self, record: OrderRecord, report: ExecutionReport) -> Any:
+        applied = apply_report(record, report, lambda trade_id: self.journal.seen(record.broker, trade_id), self.clock())
+        for fill in applied.fills:
+            self.journal.record_fill(record, fill)
+        self.journal.touch(record)
+        return applied
+
+    def _notify_waiters(self, record: OrderRecord) -> None:
+        if record.is_terminal and record.client_order_id in self._waiting:
+            for waiter in self._waiting.pop(record.client_order_id):
+                self._answer_order(waiter.peer, waiter.request_id, waiter.op, record)
+
+    def _lookup_later(self, record: OrderRecord, delay: float) -> None:
+        """Resolve an unknown outcome by asking the broker about the order, never by sending it again."""
+        adapter = self.adapters.get(record.broker)
+        if adapter is None:
+            return
+        cid = record.client_order_id
+        call = BrokerCall(adapter.name, "lookup", cid, partial(adapter.lookup, cid))
+        if self._schedule is None or delay <= 0:
+            self._calls.append(call)
+        else:
+            self._schedule(delay, lambda: self._calls.append(call))
+
+    def _never_received(self, record: OrderRecord, outcome: Outcome) -> None:
+        """A lookup found nothing: a SUBMITTED order never reached the broker. It is not sent again."""
+        if record.status != OrderStatus.SUBMITTED:
+            log.warning("broker %s no longer knows order %s (%s)", record.broker, record.client_order_id, record.status)
+            return
+        error = ConnectionFailed("the broker never received the order (nothing under its client order id); it was not re-sent")
+        record.error = ErrorInfo(code=str(error.code), message=error.message)
+        transition(record, OrderStatus.REJECTED)
+        record.updated_at = self.clock()
+        self.journal.touch(record)
+
+
+def _prices_fit(record: OrderRecord, changes: OrderChanges) -> bool:
+    if changes.limit_price is not None and record.limit_price is None:
+        return False
+    return not (changes.stop_price is not None and record.stop_price is None)
+
+
+def _as_trading_error(error: BaseException, call: BrokerCall) -> TradingError:
+    if isinstance(error, TradingError):
+        return error
+    return ConnectionFailed(f"broker {call.broker} {call.op} failed: {error}")
+
+
+def _report_detail(report: ExecutionReport) -> dict[str, Any]:
+    detail: dict[str, Any] = {"status": str(report.status), "raw_status": report.raw_status}
+    if report.broker_order_id:
+        detail["broker_order_id"] = report.broker_order_id
+    if report.fills:
+        detail["fills"] = [{"trade_id": f.trade_id, "quantity": str(f.quantity), "price": str(f.price), "commission": str(f.commission)} for f in report.fills]
+    if report.error is not None:
+        detail["error"] = report.error.model_dump(exclude_none=True)
+    if report.raw:
+        detail["raw"] = report.raw
+    return detail
+
+
+_Handler = Callable[[Engine, Caller, Request, float], None]
+
+_STRATEGY_HANDLERS: dict[str, _Handler] = {
+    "order.place": Engine._place,
+    "order.cancel": Engine._cancel,
+    "order.modify": Engine._modify,
+    "order.get": Engine._get,
+    "order.wait": Engine._wait,
+    "orders": Engine._orders,
+    "positions": Engine._positions,
+    "account": Engine._broker_read,
+    "quote": Engine._broker_read,
+    "ping": Engine._ping,
+}
+
+_ADMIN_HANDLERS: dict[str, _Handler] = {
+    "halt": Engine._halt,
+    "resume": Engine._resume,
+    "status": Engine._status,
+    "ping": Engine._ping,
+}

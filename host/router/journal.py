@@ -1,0 +1,262 @@
+"""The order journal: every order, fill and strategy position, in memory and in the state database.
+
+Changes accumulate in memory during one batch and are written by
+:meth:`Journal.flush` inside the router's batch transaction, so an order, its
+audit rows and its fills become durable together, with one fsync per batch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, func, or_, select
+
+from host.trading.model import Fill
+from host.trading.positions import apply_fill
+from host.trading.states import TERMINAL_STATES
+
+from .records import OrderRecord, day_of, record_from_row, record_to_row
+from .sqlutil import upsert
+from .tables import fills_table, orders_table, router_state_table, strategy_positions_table
+
+__all__ = ["Journal", "StrategyPosition", "TradingDays"]
+
+ZERO = Decimal(0)
+_UPDATE_COLUMNS = [c.name for c in orders_table.columns if c.name not in ("client_order_id",)]
+
+
+class TradingDays:
+    """Names the trading day an epoch time falls in, computing its bounds once per day."""
+
+    def __init__(self, bounds: Callable[[float], tuple[float, float]]) -> None:
+        self._bounds = bounds
+        self._start = self._end = 0.0
+        self._label = ""
+
+    def __call__(self, now: float) -> str:
+        if not self._start <= now < self._end:
+            self._start, self._end = self._bounds(now)
+            self._label = f"{self._start:.0f}"
+        return self._label
+
+
+@dataclass
+class StrategyPosition:
+    quantity: Decimal = ZERO
+    average_price: Decimal = ZERO
+    realised_pnl: Decimal = ZERO
+
+
+class Journal:
+    """Orders by client order id and by (strategy, request id); positions and today's P&L per strategy."""
+
+    def __init__(self, engine: Engine, *, window: float = 48 * 3600, trading_day: Callable[[float], str] = day_of) -> None:
+        self.engine = engine
+        self.window = window
+        self.trading_day = trading_day
+        """The trading day of an epoch time (the daily-loss limit resets when it changes)."""
+        self.orders: dict[str, OrderRecord] = {}
+        self.by_request: dict[tuple[str, str], OrderRecord] = {}
+        self.positions: dict[tuple[str, str, str], StrategyPosition] = {}
+        self.day = ""
+        self.day_realised: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        self.last_price: dict[tuple[str, str], Decimal] = {}
+        """The latest fill or quote price per (broker, instrument), for marking positions."""
+        self._open: dict[str, OrderRecord] = {}
+        """Orders that may still be working; finished ones are dropped from it lazily."""
+        self._seq: dict[tuple[str, str], int] = {}
+        self._trades: set[tuple[str, str]] = set()
+        self._new: dict[str, OrderRecord] = {}
+        self._dirty: dict[str, OrderRecord] = {}
+        self._fill_rows: list[dict[str, Any]] = []
+        self._dirty_positions: set[tuple[str, str, str]] = set()
+        self._state_rows: dict[str, str] = {}
+
+    # -- loading ---------------------------------------------------------------
+
+    def load(self, now: float) -> None:
+        """Read open orders, the idempotency window, positions and today's P&L from the database."""
+        self.day = self.trading_day(now)
+        since = now - self.window
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(orders_table).where(or_(orders_table.c.created_at >= since, orders_table.c.status.not_in([str(s) for s in TERMINAL_STATES])))
+            ).all()
+            ids = [row.client_order_id for row in rows]
+            fills: dict[str, list[Fill]] = defaultdict(list)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                for f in conn.execute(select(fills_table).where(fills_table.c.client_order_id.in_(chunk)).order_by(fills_table.c.at)):
+                    fills[f.client_order_id].append(
+                        Fill(trade_id=f.trade_id, quantity=Decimal(f.quantity), price=Decimal(f.price), commission=Decimal(f.commission), at=datetime.fromtimestamp(f.at, timezone.utc))
+                    )
+                    self._trades.add((f.broker, f.trade_id))
+            for row in rows:
+                record = record_from_row(row, fills.get(row.client_order_id, []))
+                self._index(record)
+            for strategy, day, seq in conn.execute(
+                select(orders_table.c.strategy, orders_table.c.day, func.max(orders_table.c.seq)).where(orders_table.c.day == day_of(now)).group_by(orders_table.c.strategy, orders_table.c.day)
+            ):
+                self._seq[(strategy, day)] = int(seq)
+            for p in conn.execute(select(strategy_positions_table)):
+                self.positions[(p.strategy, p.broker, p.instrument)] = StrategyPosition(Decimal(p.quantity), Decimal(p.average_price), Decimal(p.realised_pnl))
+            # Today's realised P&L per strategy, from its fills since the trading day began (two days back covers any day_start).
+            for f in conn.execute(select(fills_table.c.strategy, fills_table.c.realised_pnl, fills_table.c.commission, fills_table.c.at).where(fills_table.c.at >= now - 2 * 86400)):
+                if self.trading_day(f.at) == self.day:
+                    self.day_realised[f.strategy] += Decimal(f.realised_pnl) - Decimal(f.commission)
+
+    def _index(self, record: OrderRecord) -> None:
+        self.orders[record.client_order_id] = record
+        self.by_request[(record.strategy, record.request_id)] = record
+        if not record.is_terminal:
+            self._open[record.client_order_id] = record
+
+    # -- orders ----------------------------------------------------------------
+
+    def next_seq(self, strategy: str, now: float) -> tuple[str, int]:
+        day = day_of(now)
+        seq = self._seq.get((strategy, day), 0) + 1
+        self._seq[(strategy, day)] = seq
+        return day, seq
+
+    def add(self, record: OrderRecord) -> None:
+        self._index(record)
+        self._new[record.client_order_id] = record
+
+    def touch(self, record: OrderRecord) -> None:
+        """Mark a record changed; it is written at the next flush."""
+        if record.client_order_id not in self._new:
+            self._dirty[record.client_order_id] = record
+        if not record.is_terminal:
+            self._open[record.client_order_id] = record
+
+    def get(self, client_order_id: str) -> OrderRecord | None:
+        """A record from memory, or from the database if it is older than the window."""
+        record = self.orders.get(client_order_id)
+        if record is not None:
+            return record
+        with self.engine.connect() as conn:
+            row = conn.execute(select(orders_table).where(orders_table.c.client_order_id == client_order_id)).first()
+            if row is None:
+                return None
+            fills = [
+                Fill(trade_id=f.trade_id, quantity=Decimal(f.quantity), price=Decimal(f.price), commission=Decimal(f.commission), at=datetime.fromtimestamp(f.at, timezone.utc))
+                for f in conn.execute(select(fills_table).where(fills_table.c.client_order_id == client_order_id).order_by(fills_table.c.at))
+            ]
+        record = record_from_row(row, fills)
+        for f in fills:
+            self._trades.add((record.broker, f.trade_id))
+        self._index(record)
+        return record
+
+    def open_orders(self, strategy: str | None = None) -> list[OrderRecord]:
+        finished = [cid for cid, r in self._open.items() if r.is_terminal]
+        for cid in finished:
+            del self._open[cid]
+        return [r for r in self._open.values() if strategy is None or r.strategy == strategy]
+
+    def recent(self, strategy: str, since: float) -> list[OrderRecord]:
+        return [r for r in self.orders.values() if r.strategy == strategy and (r.created_at >= since or not r.is_terminal)]
+
+    # -- fills and positions -------------------------------------------------------
+
+    def seen(self, broker: str, trade_id: str) -> bool:
+        return (broker, trade_id) in self._trades
+
+    def record_fill(self, record: OrderRecord, fill: Fill) -> Decimal:
+        """Book a new fill to the journal and the strategy's position; return the P&L it realised."""
+        self._trades.add((record.broker, fill.trade_id))
+        at = fill.at.timestamp()
+        self._fill_rows.append({
+            "broker": record.broker, "trade_id": fill.trade_id, "client_order_id": record.client_order_id,
+            "strategy": record.strategy, "instrument": record.instrument, "side": str(record.side),
+            "quantity": str(fill.quantity), "price": str(fill.price), "commission": str(fill.commission), "at": at,
+        })
+        key = (record.strategy, record.broker, record.instrument)
+        position = self.positions.get(key)
+        if position is None:
+            position = self.positions[key] = StrategyPosition()
+        signed = fill.quantity if record.side.sign > 0 else -fill.quantity
+        position.quantity, position.average_price, realised = apply_fill(position.quantity, position.average_price, signed, fill.price)
+        self._fill_rows[-1]["realised_pnl"] = str(realised)
+        position.realised_pnl += realised - fill.commission
+        self._dirty_positions.add(key)
+        self.last_price[(record.broker, record.instrument)] = fill.price
+        day = self.trading_day(at)
+        if day > self.day:
+            self.day = day
+            self.day_realised.clear()
+        if day == self.day:
+            self.day_realised[record.strategy] += realised - fill.commission
+        return realised
+
+    def position(self, strategy: str, broker: str, instrument: str) -> Decimal:
+        p = self.positions.get((strategy, broker, instrument))
+        return ZERO if p is None else p.quantity
+
+    def global_position(self, broker: str, instrument: str) -> Decimal:
+        return sum((p.quantity for (s, b, i), p in self.positions.items() if b == broker and i == instrument), ZERO)
+
+    def unrealised(self, strategy: str | None) -> Decimal:
+        """Unrealised P&L of a strategy's positions (all strategies for None), at the last known prices."""
+        total = ZERO
+        for (s, broker, instrument), p in self.positions.items():
+            if p.quantity and (strategy is None or s == strategy):
+                mark = self.last_price.get((broker, instrument))
+                if mark is not None:
+                    total += (mark - p.average_price) * p.quantity
+        return total
+
+    def day_pnl(self, strategy: str | None, now: float) -> Decimal:
+        """Today's realised (after commissions) plus current unrealised P&L."""
+        day = self.trading_day(now)
+        if day != self.day:
+            self.day = day
+            self.day_realised.clear()
+        realised = self.day_realised.get(strategy, ZERO) if strategy is not None else sum(self.day_realised.values(), ZERO)
+        return realised + self.unrealised(strategy)
+
+    # -- persistence -----------------------------------------------------------------
+
+    def put_state(self, key: str, value: str) -> None:
+        """Write a router_state row (JSON text) at the next flush."""
+        self._state_rows[key] = value
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._new or self._dirty or self._fill_rows or self._dirty_positions or self._state_rows)
+
+    def flush(self, conn: Connection, now: float) -> None:
+        """Write everything changed since the last flush, inside the caller's transaction."""
+        if self._new:
+            conn.execute(orders_table.insert(), [record_to_row(r) for r in self._new.values()])
+            self._new.clear()
+        if self._dirty:
+            rows = []
+            for r in self._dirty.values():
+                row = record_to_row(r)
+                row["b_id"] = row.pop("client_order_id")
+                rows.append(row)
+            conn.execute(
+                orders_table.update().where(orders_table.c.client_order_id == bindparam("b_id")).values({c: bindparam(c) for c in _UPDATE_COLUMNS}),
+                rows,
+            )
+            self._dirty.clear()
+        if self._fill_rows:
+            conn.execute(fills_table.insert(), self._fill_rows)
+            self._fill_rows = []
+        if self._dirty_positions:
+            upsert(conn, strategy_positions_table, [
+                {"strategy": s, "broker": b, "instrument": i, "quantity": str(p.quantity), "average_price": str(p.average_price), "realised_pnl": str(p.realised_pnl), "updated_at": now}
+                for (s, b, i) in self._dirty_positions
+                for p in (self.positions[(s, b, i)],)
+            ], ["strategy", "broker", "instrument"])
+            self._dirty_positions.clear()
+        if self._state_rows:
+            upsert(conn, router_state_table, [{"key": k, "value": v, "updated_at": now} for k, v in self._state_rows.items()], ["key"])
+            self._state_rows.clear()

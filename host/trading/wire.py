@@ -1,0 +1,142 @@
+"""The router protocol: one JSON object per ZeroMQ message, validated with pydantic (pure).
+
+::
+
+    request  {"v": 1, "id": "r17.4", "token": "<run token>", "op": "order.place", "body": {...}}
+    reply    {"v": 1, "id": "r17.4", "ok": true,  "result": ...}
+             {"v": 1, "id": "r17.4", "ok": false, "error": {"code": "INVALID_QUANTITY", "message": ..., ...}}
+
+``id`` is the request id: a strategy that sends the same ``order.place`` id
+twice gets the same order back. Prices and quantities are decimal strings.
+Operator requests (``halt``, ``resume``, ``status``) use the same envelope on
+the router's owner-only admin socket, without a token.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import InvalidRequest, TradingError
+
+__all__ = [
+    "ADMIN_OPS",
+    "MAX_MESSAGE_BYTES",
+    "PROTOCOL_VERSION",
+    "STRATEGY_OPS",
+    "Request",
+    "decimal_text",
+    "decode_request",
+    "describe_validation_error",
+    "encode_error",
+    "encode_reply",
+    "encode_request",
+    "request_id_of",
+]
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_BYTES = 64 * 1024
+"""A larger message is refused unread; ZeroMQ drops anything four times larger before Python sees it."""
+
+STRATEGY_OPS = (
+    "order.place", "order.cancel", "order.modify", "order.get", "order.wait",
+    "orders", "positions", "account", "quote", "ping",
+)
+ADMIN_OPS = ("halt", "resume", "status")
+
+Op = Literal[
+    "order.place", "order.cancel", "order.modify", "order.get", "order.wait",
+    "orders", "positions", "account", "quote", "ping",
+    "halt", "resume", "status",
+]
+
+
+class Request(BaseModel):
+    """The envelope of every request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1]
+    id: str = Field(min_length=1, max_length=120)
+    token: str | None = Field(default=None, max_length=256)
+    op: Op
+    body: dict[str, Any] = Field(default_factory=dict)
+
+
+def decode_request(payload: bytes) -> Request:
+    """Parse and validate one request; raise InvalidRequest with a one-line reason."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise InvalidRequest(f"message is {len(payload)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+    try:
+        return Request.model_validate_json(payload)
+    except ValidationError as exc:
+        raise InvalidRequest(f"bad request envelope: {describe_validation_error(exc)}") from None
+
+
+def request_id_of(payload: bytes) -> str | None:
+    """The ``id`` of a request that failed validation, if one can be read, so the reply can carry it."""
+    try:
+        data = json.loads(payload[:MAX_MESSAGE_BYTES])
+    except (ValueError, UnicodeDecodeError):
+        return None
+    rid = data.get("id") if isinstance(data, dict) else None
+    return rid if isinstance(rid, str) and 0 < len(rid) <= 120 else None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem of a pydantic error, as ``field: message``."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = first["msg"]
+    if first["type"] == "json_invalid":
+        return "not valid JSON"
+    if first["type"] == "model_type":
+        return "not a JSON object"
+    if first["type"] == "literal_error" and where == "v":
+        return f"unsupported protocol version {first.get('input')!r}; this router speaks {PROTOCOL_VERSION}"
+    if first["type"] == "extra_forbidden":
+        return f"{where}: unknown field"
+    message = message.removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def encode_reply(request_id: str | None, result: Any) -> bytes:
+    return json.dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result}, default=_default, separators=(",", ":")).encode()
+
+
+def encode_error(request_id: str | None, error: TradingError) -> bytes:
+    return json.dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": False, "error": error.to_dict()}, separators=(",", ":")).encode()
+
+
+def encode_request(request_id: str, op: str, body: dict[str, Any], token: str | None = None) -> bytes:
+    message: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id, "op": op, "body": body}
+    if token is not None:
+        message["token"] = token
+    return json.dumps(message, default=_default, separators=(",", ":")).encode()
+
+
+def decimal_text(value: object, field: str) -> str | None:
+    """A price or quantity as the decimal string the wire carries; floats go through their shortest repr."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidRequest(f"{field} must be a number, not {value!r}")
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        return value
+    raise InvalidRequest(f"{field} must be a number or a decimal string, not {type(value).__name__}")
+

@@ -1,0 +1,258 @@
+"""The router as a real process: real ZeroMQ sockets, a real SQLite file, the paper broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+import zmq
+
+from host.trading.errors import (
+    ConnectionFailed,
+    Denied,
+    InvalidInstrument,
+    InvalidPrice,
+    InvalidQuantity,
+    InvalidRequest,
+    OrderNotFound,
+    TradingError,
+    Unauthorized,
+)
+from host.trading.tokens import RunTokens, new_key
+from host.trading.wire import MAX_MESSAGE_BYTES, encode_request
+from tests.host.conftest import wait_for
+from tests.router.conftest import RouterProc
+
+pytestmark = pytest.mark.e2e
+
+MARKET = {"instrument": "EUR_USD", "side": "BUY", "quantity": "1000"}
+
+
+def place(client, body=None, request_id=None):
+    return client.call("order.place", body or MARKET, request_id=request_id)
+
+
+def test_a_market_order_fills_on_the_paper_broker_and_is_audited(router: RouterProc) -> None:
+    router.start()
+    client = router.client("sma", 7)
+    order = place(client)
+    assert order["status"] == "FILLED"
+    assert order["client_order_id"].startswith("sma-") and order["client_order_id"].endswith("-1")
+    assert Decimal(order["filled_quantity"]) == 1000
+    assert order["run_id"] == 7 and order["strategy"] == "sma"
+    assert len(order["fills"]) == 1 and order["raw_status"]
+    kinds = [k for (k,) in router.query("SELECT kind FROM audit WHERE client_order_id = ? ORDER BY seq", order["client_order_id"])]
+    assert kinds == ["order.request", "order.broker"]
+    assert router.query("SELECT status, filled_quantity FROM orders") == [("FILLED", "1000")]
+    positions = client.call("positions", {})
+    assert [(p["instrument"], Decimal(p["quantity"])) for p in positions] == [("EUR_USD", Decimal(1000))]
+    verify = router.cli("audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "words"),
+    [
+        ({**MARKET, "quantity": "0"}, InvalidQuantity, "must be positive"),
+        ({**MARKET, "quantity": "-5"}, InvalidQuantity, "must be positive"),
+        ({**MARKET, "quantity": "1.5"}, InvalidQuantity, "lot size"),
+        ({**MARKET, "quantity": "abc"}, InvalidQuantity, "quantity"),
+        ({**MARKET, "instrument": "NOPE_NOPE"}, InvalidInstrument, "NOPE_NOPE"),
+        ({**MARKET, "type": "LIMIT"}, InvalidPrice, "needs limit_price"),
+        ({**MARKET, "type": "LIMIT", "limit_price": "1.0000001"}, InvalidPrice, "tick size"),
+        ({**MARKET, "type": "LIMIT", "limit_price": "-1"}, InvalidPrice, "positive"),
+        ({**MARKET, "broker": "nowhere"}, InvalidRequest, "unknown broker 'nowhere'"),
+        ({**MARKET, "side": "SIDEWAYS"}, InvalidRequest, "side"),
+    ],
+)
+def test_bad_orders_get_a_typed_error_and_an_audit_row(router: RouterProc, body: dict, error: type[TradingError], words: str) -> None:
+    router.start()
+    client = router.client("sma")
+    with pytest.raises(error, match=words):
+        place(client, body)
+    rows = router.query("SELECT kind, detail FROM audit WHERE strategy = 'sma'")
+    assert rows and words.split("'")[0].split()[0] in rows[-1][1], rows
+    assert place(client)["status"] == "FILLED"  # nothing else is affected
+
+
+def test_an_unknown_token_is_refused_and_recorded(router: RouterProc) -> None:
+    router.start()
+    forged = RunTokens(new_key()).mint("sma", 1)
+    from host.trading.client import RouterClient
+
+    client = RouterClient(router.endpoint, forged, request_prefix="x", timeout=3)
+    try:
+        with pytest.raises(Unauthorized):
+            place(client)
+    finally:
+        client.close()
+    assert router.query("SELECT kind FROM audit WHERE kind = 'request.unauthorized'")
+    assert router.query("SELECT count(*) FROM orders") == [(0,)]
+
+
+def test_the_same_request_id_returns_the_same_order(router: RouterProc) -> None:
+    router.start()
+    client = router.client("sma")
+    first = place(client, request_id="signal-42")
+    again = place(client, request_id="signal-42")
+    assert first["client_order_id"] == again["client_order_id"]
+    assert router.query("SELECT count(*) FROM orders") == [(1,)]
+    assert router.query("SELECT count(*) FROM fills") == [(1,)]
+    other = router.client("other")  # request ids belong to their strategy
+    assert place(other, request_id="signal-42")["client_order_id"].startswith("other-")
+
+
+def test_limit_orders_rest_and_can_be_modified_and_cancelled(router: RouterProc) -> None:
+    router.start()
+    client = router.client("sma")
+    order = place(client, {**MARKET, "type": "LIMIT", "limit_price": "0.50000"})
+    assert order["status"] == "ACCEPTED"
+    changed = client.call("order.modify", {"client_order_id": order["client_order_id"], "changes": {"limit_price": "0.60000"}})
+    assert changed["limit_price"] == "0.60000" and changed["status"] == "ACCEPTED"
+    assert [o["client_order_id"] for o in client.call("orders", {})] == [order["client_order_id"]]
+    cancelled = client.call("order.cancel", {"client_order_id": order["client_order_id"]})
+    assert cancelled["status"] == "CANCELED"
+    assert client.call("order.cancel", {"client_order_id": order["client_order_id"]})["status"] == "CANCELED"  # idempotent
+    waited = client.call("order.wait", {"client_order_id": order["client_order_id"], "timeout": 5})
+    assert waited["status"] == "CANCELED"
+    with pytest.raises(OrderNotFound):
+        router.client("thief").call("order.cancel", {"client_order_id": order["client_order_id"]})
+
+
+def test_risk_limits_deny_with_the_rule_named(router: RouterProc) -> None:
+    router.write_config("""
+        [risk.per_strategy]
+        max_order_notional = 5000
+        max_position = 3000
+    """)
+    router.start()
+    client = router.client("sma")
+    with pytest.raises(Denied, match="max_order_notional") as denied:
+        place(client, {**MARKET, "quantity": "10000"})
+    assert denied.value.rule == "max_order_notional"
+    place(client, {**MARKET, "quantity": "3000"})
+    with pytest.raises(Denied) as over:
+        place(client, {**MARKET, "quantity": "1"})
+    assert over.value.rule == "max_position"
+    assert place(client, {**MARKET, "side": "SELL", "quantity": "1000"})["status"] == "FILLED"  # reducing passes
+    assert router.query("SELECT status FROM orders WHERE status = 'DENIED'") == [("DENIED",), ("DENIED",)]
+
+
+def test_halt_and_resume_from_the_cli_are_persisted_and_audited(router: RouterProc) -> None:
+    router.start()
+    client = router.client("sma")
+    resting = place(client, {**MARKET, "type": "LIMIT", "limit_price": "0.50000"})
+    halted = router.cli("halt", "--reason", "test")
+    assert halted.returncode == 0, halted.stderr
+    assert "HALTED" in halted.stdout
+    with pytest.raises(Denied, match="trading_halted"):
+        place(client)
+    assert client.call("order.cancel", {"client_order_id": resting["client_order_id"]})["status"] == "CANCELED"
+    router.stop()
+    router.start()
+    with pytest.raises(Denied, match="trading_halted"):
+        place(client)
+    assert router.cli("resume").returncode == 0
+    assert place(client)["status"] == "FILLED"
+    kinds = [k for (k,) in router.query("SELECT kind FROM audit WHERE kind LIKE 'operator.%' ORDER BY seq")]
+    assert kinds == ["operator.halt", "operator.resume"]
+
+
+def test_halt_without_a_running_router_applies_when_it_starts(router: RouterProc) -> None:
+    result = router.cli("halt", "--reducing")
+    assert result.returncode == 0, result.stderr
+    assert "not running" in result.stdout
+    router.start()
+    client = router.client("sma")
+    with pytest.raises(Denied, match="reducing_only"):
+        place(client)
+    assert router.cli("audit", "verify").returncode == 0
+
+
+def test_malformed_frames_are_each_answered_and_the_router_stays_up(router: RouterProc) -> None:
+    router.start()
+    context = zmq.Context()
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(router.endpoint)
+    rng = random.Random(1234)
+    token = router.tokens().mint("fuzz", 1)
+    frames: list[list[bytes]] = [
+        [b""], [b"\x00\xff\xfe"], [b"null"], [b"[]"], [b'{"v": 1}'], [b'{"v": 99, "id": "a", "op": "ping"}'],
+        [b'{"v": 1, "id": "a", "op": "halt"}'],  # an operator verb on the strategy socket
+        [encode_request("b", "order.place", {"instrument": 5}, token)],
+        [encode_request("c", "order.place", {**MARKET, "quantity": "1e999999"}, token)],
+        [encode_request("d", "order.cancel", {"client_order_id": ["x"]}, token)],
+        [b"{" + b" " * (MAX_MESSAGE_BYTES + 10) + b"}"],
+        [b'{"v": 1, "id": "m", "op": "ping"}', b"second frame"],
+    ]
+    for _ in range(300):
+        frames.append([bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300)))])
+    for _ in range(100):
+        message = {"v": 1, "id": str(rng.random()), "token": token, "op": rng.choice(["order.place", "order.modify", "quote", "orders"]),
+                   "body": {rng.choice(["instrument", "side", "quantity", "client_order_id", "changes"]): rng.choice([None, 1, "x", [], {}, -1.5])}}
+        frames.append([json.dumps(message).encode()])
+    try:
+        for parts in frames:
+            sock.send_multipart(parts)
+        answers = 0
+        deadline = time.monotonic() + 20
+        while answers < len(frames) and time.monotonic() < deadline:
+            if sock.poll(1000):
+                reply = json.loads(sock.recv())
+                assert reply["v"] == 1 and "ok" in reply
+                answers += 1
+        assert answers == len(frames)
+    finally:
+        sock.close()
+        context.term()
+    assert router.process is not None and router.process.poll() is None
+    assert place(router.client("sma"))["status"] == "FILLED"
+    assert router.cli("audit", "verify").returncode == 0
+
+
+def test_a_router_killed_mid_stream_loses_no_acknowledged_order_and_sends_none_twice(router: RouterProc) -> None:
+    router.start()
+    acknowledged: list[str] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def trade() -> None:
+        client = router.client("flow", 3, timeout=15, resend_interval=0.3)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                acknowledged.append(place(client, {**MARKET, "quantity": "1"}, request_id=f"o{n}")["client_order_id"])
+            except ConnectionFailed as exc:
+                errors.append(exc)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+                return
+
+    worker = threading.Thread(target=trade)
+    worker.start()
+    wait_for(lambda: len(acknowledged) > 200, 20, message="orders to flow")
+    router.kill()
+    before = len(acknowledged)
+    router.start()
+    wait_for(lambda: len(acknowledged) > before + 200, 30, message="orders to flow again after the restart")
+    stop.set()
+    worker.join(30)
+    assert not errors, errors  # the in-flight request was re-sent with its id and completed
+    stored = {cid for (cid,) in router.query("SELECT client_order_id FROM orders WHERE strategy = 'flow'")}
+    assert set(acknowledged) <= stored, "an acknowledged order is missing"
+    assert len(acknowledged) == len(set(acknowledged))
+    # Every order reached the paper broker once: one fill each, and the position is their sum.
+    fills = router.query("SELECT count(*), count(DISTINCT client_order_id) FROM fills WHERE strategy = 'flow'")[0]
+    assert fills[0] == fills[1] == len(stored)
+    position = router.query("SELECT quantity FROM strategy_positions WHERE strategy = 'flow'")
+    assert Decimal(position[0][0]) == len(stored)
+    paper = router.query("SELECT quantity FROM paper_positions WHERE instrument = 'EUR_USD'")
+    assert Decimal(paper[0][0]) == len(stored)
+    assert router.cli("audit", "verify").returncode == 0

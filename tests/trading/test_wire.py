@@ -1,0 +1,54 @@
+from decimal import Decimal
+
+import pytest
+
+from host.trading.errors import InvalidRequest
+from host.trading.wire import MAX_MESSAGE_BYTES, decimal_text, decode_request, encode_request, request_id_of
+
+
+def test_a_request_round_trips_with_decimals_as_strings() -> None:
+    payload = encode_request("r1.1", "order.place", {"quantity": Decimal("0.10")}, "tok")
+    request = decode_request(payload)
+    assert (request.id, request.op, request.token, request.body) == ("r1.1", "order.place", "tok", {"quantity": "0.10"})
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"v": 2, "id": "a", "op": "ping"}', "unsupported protocol version 2"),
+        (b'{"v": 1, "id": "a", "op": "launch.missiles"}', "op"),
+        (b'{"v": 1, "op": "ping"}', "id"),
+        (b'{"v": 1, "id": "a", "op": "ping", "extra": 1}', "extra: unknown field"),
+        (b'{"v": 1, "id": "", "op": "ping"}', "id"),
+        (b'{"v": 1, "id": "a", "op": "ping", "body": []}', "body"),
+    ],
+)
+def test_bad_envelopes_are_refused_with_a_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(InvalidRequest, match=reason):
+        decode_request(payload)
+
+
+def test_an_oversized_message_is_refused_unread() -> None:
+    with pytest.raises(InvalidRequest, match="limit"):
+        decode_request(b"{" + b" " * MAX_MESSAGE_BYTES + b"}")
+
+
+def test_the_request_id_of_a_bad_request_is_recovered_when_readable() -> None:
+    assert request_id_of(b'{"v": 9, "id": "r5.2"}') == "r5.2"
+    assert request_id_of(b"garbage") is None
+    assert request_id_of(b'{"id": 5}') is None
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.1, "0.1"), (1, "1"), (Decimal("1.50"), "1.50"), ("2.5", "2.5"), (1e-7, "1e-07"), (None, None)])
+def test_decimal_text_keeps_what_the_strategy_wrote(value: object, text: str | None) -> None:
+    assert decimal_text(value, "quantity") == text
+
+
+def test_decimal_text_refuses_booleans_and_objects() -> None:
+    with pytest.raises(InvalidRequest, match="quantity"):
+        decimal_text(True, "quantity")
+    with pytest.raises(InvalidRequest, match="price"):
+        decimal_text(object(), "price")
