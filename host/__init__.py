@@ -7,7 +7,8 @@ supervisor stops it. Everything else is the host's own machinery.
 
 from __future__ import annotations
 
-from .context import Context, StateStore
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ConfigError,
     ControlError,
@@ -19,7 +20,19 @@ from .errors import (
     TradehostError,
 )
 
+if TYPE_CHECKING:
+    from .context import Context, StateStore
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Context pulls in the trading API (pydantic, ZeroMQ); the CLI should not pay for it on import.
+    if name in ("Context", "StateStore"):
+        from . import context
+
+        return getattr(context, name)
+    raise AttributeError(f"module 'host' has no attribute {name!r}")
 
 __all__ = [
     "ConfigError",

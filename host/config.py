@@ -420,7 +420,7 @@ def _validate_table(prefix: tuple[str, ...], model: type[Any], table: Any, fail:
 
 
 def _validate_brokers(tables: Any, fail: Callable[[tuple[str, ...], str], ConfigError]) -> dict[str, BrokerEntry]:
-    from brokers.registry import adapter_class
+    from brokers.registry import options_class
 
     if not isinstance(tables, dict):
         raise fail(("brokers",), "must be a table of [brokers.NAME] tables")
@@ -435,10 +435,10 @@ def _validate_brokers(tables: Any, fail: Callable[[tuple[str, ...], str], Config
         if not isinstance(type_name, str):
             raise fail(("brokers", name), 'needs type = "paper" (or another installed broker type)')
         try:
-            cls = adapter_class(type_name)
+            model = options_class(type_name)
         except ConfigError as error:
             raise fail(("brokers", name, "type"), error.reason) from None
-        brokers[name] = BrokerEntry(name=name, type=type_name, options=_validate_table(("brokers", name), cls.Options, options, fail))
+        brokers[name] = BrokerEntry(name=name, type=type_name, options=_validate_table(("brokers", name), model, options, fail))
     return brokers
 
 

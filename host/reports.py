@@ -17,15 +17,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from .config import Config
-from .router import audit, queries
-from .router.tables import audit_table, orders_table, strategy_positions_table
+
+if TYPE_CHECKING:  # the database layer is imported only when a verb runs: `tradehost --help` stays fast
+    from sqlalchemy import Engine
+
+    from .router import audit
 
 __all__ = ["DEFAULT_LIMIT", "VERBS", "add_verbs", "audit_dict", "handle", "parse_time", "render_audit", "render_orders", "render_positions", "render_table"]
 
@@ -124,6 +124,8 @@ def _latency(value: int | None) -> str:
 
 
 def audit_dict(entry: audit.AuditEntry) -> dict[str, Any]:
+    from .router import queries
+
     """An audit row as JSON-ready values: ``at`` as ISO 8601 UTC."""
     values = asdict(entry)
     values["at"] = queries.iso_time(entry.at)
@@ -181,6 +183,8 @@ class _Filters:
 
 def _filters(args: argparse.Namespace, now: float) -> _Filters:
     """Check and convert the common flags; raise _UsageError naming the flag."""
+    from .router import queries
+
     bounds: dict[str, float | None] = {}
     for flag in ("since", "until"):
         text = getattr(args, flag)
@@ -208,6 +212,9 @@ def _print_rows(args: argparse.Namespace, rows: list[dict[str, Any]], render: Ca
 
 
 def _orders(engine: Engine | None, args: argparse.Namespace, f: _Filters) -> int:
+    from .router import queries
+    from .router.tables import orders_table
+
     rows: list[dict[str, Any]] = []
     if engine is not None and queries.has_tables(engine, orders_table.name):
         rows = queries.orders(engine, strategy=f.strategy, since=f.since, until=f.until, status=args.status, limit=f.limit)
@@ -215,6 +222,9 @@ def _orders(engine: Engine | None, args: argparse.Namespace, f: _Filters) -> int
 
 
 def _positions(engine: Engine | None, args: argparse.Namespace, f: _Filters) -> int:
+    from .router import queries
+    from .router.tables import strategy_positions_table
+
     rows: list[dict[str, Any]] = []
     if engine is not None and queries.has_tables(engine, strategy_positions_table.name):
         rows = queries.positions(engine, strategy=f.strategy, since=f.since, until=f.until, include_flat=args.include_flat)
@@ -224,6 +234,9 @@ def _positions(engine: Engine | None, args: argparse.Namespace, f: _Filters) -> 
 
 
 def _audit(engine: Engine | None, args: argparse.Namespace, f: _Filters) -> int:
+    from .router import audit, queries
+    from .router.tables import audit_table
+
     if args.action == "verify":
         return _verify(engine, args)
     rows: list[dict[str, Any]] = []
@@ -234,6 +247,8 @@ def _audit(engine: Engine | None, args: argparse.Namespace, f: _Filters) -> int:
 
 
 def _verify(engine: Engine | None, args: argparse.Namespace) -> int:
+    from .router import audit
+
     for flag in ("strategy", "since", "until", "kind", "order"):
         if getattr(args, flag) is not None:
             raise _UsageError(f"audit verify checks the whole trail; --{flag} does not apply")
@@ -259,6 +274,11 @@ _HANDLERS: dict[str, Callable[[Engine | None, argparse.Namespace, _Filters], int
 
 def handle(config: Config, args: argparse.Namespace) -> int:
     """Run ``args.verb`` (one of VERBS) against ``config.database_url``; return the exit code."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .router import queries
+
     url = config.database_url
     engine: Engine | None = None
     try:

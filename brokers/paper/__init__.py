@@ -5,7 +5,22 @@
 holds its tables in the state database and :mod:`.adapter` ties them together.
 """
 
-from .adapter import PaperBroker
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .options import PaperOptions
 
+if TYPE_CHECKING:
+    from .adapter import PaperBroker
+
 __all__ = ["PaperBroker", "PaperOptions"]
+
+
+def __getattr__(name: str) -> Any:
+    # Reading supervisor.toml needs only the options; the adapter (and SQLAlchemy) loads in the router.
+    if name == "PaperBroker":
+        from .adapter import PaperBroker
+
+        return PaperBroker
+    raise AttributeError(f"module 'brokers.paper' has no attribute {name!r}")

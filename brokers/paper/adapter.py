@@ -46,9 +46,9 @@ from .execution import PaperOrder, commission, match, next_utc_midnight, order_t
 from .feed import CsvReplayFeed, Feed, FeedQuote, RandomWalkFeed, WalkSpec, infer_tick, read_quotes_csv
 from .ledger import FLAT, Balance, Holding, apply_fill, average_price, book, cash, exposure, is_increase, unrealised
 from .options import CsvFeedOptions, InstrumentSpec, NoSlippage, PaperOptions, conversion_pair
+from host.sqlprep import Delete, Upsert
+
 from .tables import (
-    Delete,
-    Upsert,
     accounts_table,
     feeds_table,
     history_table,

@@ -15,9 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Connection, Dialect, Float, Integer, MetaData, String, Table, Text, and_, bindparam
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
 from host.trading.model import Fill, OrderType, TimeInForce
 from host.trading.states import OrderStatus
@@ -26,8 +24,6 @@ from .execution import PaperOrder
 from .ledger import Holding
 
 __all__ = [
-    "Delete",
-    "Upsert",
     "accounts_table",
     "feeds_table",
     "fills_from_text",
@@ -58,6 +54,7 @@ accounts_table = Table(
     Column("order_seq", Integer, nullable=False),
     Column("trade_seq", Integer, nullable=False),
     Column("updated_at", Float, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 positions_table = Table(
@@ -69,6 +66,7 @@ positions_table = Table(
     Column("cost", String(60), nullable=False),
     Column("realised", String(60), nullable=False),
     Column("updated_at", Float, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 orders_table = Table(
@@ -100,6 +98,7 @@ orders_table = Table(
     Column("error", Text, nullable=True),  # JSON: [code, message]
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    sqlite_with_rowid=False,
 )
 """Working orders only (ACCEPTED or PARTIALLY_FILLED)."""
 
@@ -108,7 +107,8 @@ history_table = Table(
     metadata,
     Column("broker", String(64), primary_key=True),
     Column("client_order_id", String(120), primary_key=True),
-    Column("data", Text, nullable=False),  # see history_text
+    Column("data", Text, nullable=False),  # see history_text,
+    sqlite_with_rowid=False,
 )
 """Orders that are done (filled, cancelled, expired, rejected)."""
 
@@ -119,6 +119,7 @@ feeds_table = Table(
     Column("kind", String(20), nullable=False),
     # Wall-clock seconds of step 0, kept so that a restart continues the same quotes.
     Column("origin", Float, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # Plain str values: drivers bind exact built-in types fastest (and some refuse str subclasses).
@@ -276,76 +277,3 @@ def holding_from_row(row: Any) -> Holding:
     return Holding(Decimal(row.quantity), Decimal(row.cost), Decimal(row.realised))
 
 
-class _Prepared:
-    """A statement compiled once for a dialect and run with one driver-level executemany.
-
-    Binding goes straight to the driver (the values are plain str, int, float
-    and None), which is what keeps ``persist`` cheap.
-    """
-
-    def __init__(self, stmt: Any, names: tuple[str, ...], dialect: Dialect) -> None:
-        compiled = stmt.compile(dialect=dialect)
-        self.sql = str(compiled)
-        self.names = names
-        self.positional = dialect.positional
-        self.order: tuple[int, ...] | None = None
-        if self.positional and compiled.positiontup is not None:
-            index = {name: i for i, name in enumerate(names)}
-            order = tuple(index[name] for name in compiled.positiontup)
-            self.order = None if order == tuple(range(len(names))) else order
-
-    def run(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        params: list[Any]
-        if not self.positional:
-            params = [dict(zip(self.names, row, strict=True)) for row in rows]
-        elif self.order is not None:
-            order = self.order
-            params = [tuple(row[i] for i in order) for row in rows]
-        else:
-            params = rows
-        conn.exec_driver_sql(self.sql, params)
-
-
-class Upsert:
-    """Insert-or-update rows (tuples in the table's column order) of one table, prepared once per dialect.
-
-    SQLite and PostgreSQL use ``ON CONFLICT DO UPDATE``; another dialect
-    updates row by row and inserts what was missing.
-    """
-
-    def __init__(self, table: Table, dialect: Dialect) -> None:
-        self.table = table
-        self.names = tuple(c.name for c in table.columns)
-        keys = [c.name for c in table.primary_key.columns.values()]
-        self.prepared: _Prepared | None = None
-        if dialect.name in ("sqlite", "postgresql"):
-            insert = sqlite_insert(table) if dialect.name == "sqlite" else postgresql_insert(table)
-            stmt = insert.values({name: bindparam(name) for name in self.names}).on_conflict_do_update(
-                index_elements=keys, set_={c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
-            )
-            self.prepared = _Prepared(stmt, self.names, dialect)
-
-    def __call__(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        if self.prepared is not None:
-            self.prepared.run(conn, rows)
-            return
-        table = self.table
-        keys = list(table.primary_key.columns.values())
-        for row in rows:
-            values = dict(zip(self.names, row, strict=True))
-            where = and_(*(c == values[c.name] for c in keys))
-            if conn.execute(table.update().where(where).values(**values)).rowcount == 0:
-                conn.execute(table.insert().values(**values))
-
-
-class Delete:
-    """Delete rows of one table by primary key (tuples in key order), prepared once per dialect."""
-
-    def __init__(self, table: Table, dialect: Dialect) -> None:
-        keys = list(table.primary_key.columns.values())
-        names = tuple(c.name for c in keys)
-        stmt = table.delete().where(and_(*(c == bindparam(c.name) for c in keys)))
-        self.prepared = _Prepared(stmt, names, dialect)
-
-    def __call__(self, conn: Connection, keys: list[tuple[Any, ...]]) -> None:
-        self.prepared.run(conn, keys)

@@ -67,7 +67,8 @@ def _write_state_offline(config: Config, op: str, body: dict[str, Any], state: s
 
     from .audit import AuditLog
     from .risk import RiskEngine, TradingState
-    from .sqlutil import upsert
+    from host.sqlprep import Upsert
+
     from .tables import metadata, router_state_table
     from .tradingstate import KEY, dump_states, restore_states
 
@@ -84,7 +85,7 @@ def _write_state_offline(config: Config, op: str, body: dict[str, Any], state: s
         audit = AuditLog(database)
         audit.record(f"operator.{op}", {"scope": strategy or "global", "from": str(before), "to": state, "reason": reason, "router": "not running"}, strategy=strategy)
         with database.begin() as conn:
-            upsert(conn, router_state_table, [{"key": KEY, "value": dump_states(risk), "updated_at": time.time()}], ["key"])
+            Upsert(router_state_table, conn.dialect)(conn, [(KEY, dump_states(risk), time.time())])
             audit.flush(conn)
     finally:
         database.dispose()

@@ -119,11 +119,14 @@ class Router:
             log.info("router ready on %s", self.config.router_endpoint)
             await self.server.serve()
         finally:
-            self.audit.record("router.stop", {"open_orders": len(self.journal.open_orders())})
-            try:
-                self.engine.commit()
-            except Exception:  # the database itself failed; nothing more can be recorded
-                log.exception("could not record the router stop")
+            if self.engine.failed:
+                log.error("a commit to the state database failed; stopping so the restart recovers from what was committed")
+            else:
+                self.audit.record("router.stop", {"open_orders": len(self.journal.open_orders())})
+                try:
+                    self.engine.commit()
+                except Exception:  # the database itself failed; nothing more can be recorded
+                    log.exception("could not record the router stop")
             for adapter in self.adapters.values():
                 try:
                     await adapter.stop()

@@ -33,6 +33,8 @@ from sqlalchemy import Connection, Engine, Row, bindparam, inspect, insert, sele
 
 from host.errors import TradehostError
 
+from host.sqlprep import Prepared
+
 from .tables import audit_head_table, audit_table
 
 __all__ = [
@@ -157,33 +159,6 @@ class AuditEntry:
 # ---------------------------------------------------------------- writing
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """A Core statement compiled once to the driver's SQL: executemany without Core's per-call work."""
-
-    sql: str
-    keys: tuple[str, ...]
-    """The names of the values in our tuples, in their order."""
-    order: tuple[int, ...] | None
-    """For a positional paramstyle: where each placeholder's value is in our tuples; None if in order."""
-    positional: bool
-
-    @classmethod
-    def of(cls, statement: Any, engine: Engine, keys: tuple[str, ...]) -> _Prepared:
-        compiled = statement.compile(dialect=engine.dialect, column_keys=list(keys))
-        names = tuple(compiled.positiontup or keys)
-        order = None if names == keys else tuple(keys.index(name) for name in names)
-        return cls(str(compiled), keys, order, bool(compiled.positional))
-
-    def params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
-        """Our tuples as the driver wants them: tuples in placeholder order, or dicts."""
-        if not self.positional:
-            return [dict(zip(self.keys, row)) for row in rows]
-        if self.order is None:
-            return rows
-        return [tuple(row[i] for i in self.order) for row in rows]
-
-
 class AuditLog:
     """The writer: assigns seq and hash as records come, writes them when the caller flushes.
 
@@ -197,15 +172,15 @@ class AuditLog:
         self.engine = engine
         audit_table.metadata.create_all(engine, tables=[audit_table, audit_head_table])
         head = audit_head_table.c
-        self._insert_rows = _Prepared.of(insert(audit_table), engine, _COLUMNS)
-        self._move_head = _Prepared.of(
+        self._insert_rows = Prepared(insert(audit_table), _COLUMNS, engine.dialect)
+        self._move_head = Prepared(
             update(audit_head_table)
             .where(head.id == bindparam("head_id"), head.seq == bindparam("base_seq"), head.hash == bindparam("base_hash"))
             .values(seq=bindparam("head_seq"), hash=bindparam("head_hash")),
-            engine,
             ("head_seq", "head_hash", "head_id", "base_seq", "base_hash"),
+            engine.dialect,
         )
-        self._insert_head = _Prepared.of(insert(audit_head_table), engine, ("seq", "hash", "id"))
+        self._insert_head = Prepared(insert(audit_head_table), ("seq", "hash", "id"), engine.dialect)
         self._lock = threading.Lock()
         self._pending: list[tuple[Any, ...]] = []
         self._seq, self._hash = self._read_head()

@@ -193,6 +193,8 @@ class Engine:
         self.clock = clock
         self._schedule = schedule
         self.stats = _Stats()
+        self.failed = False
+        """Set when a commit failed; nothing more may be written."""
         self._replies: list[Reply] = []
         self._admin_replies: list[Reply] = []
         self._calls: list[BrokerCall] = []
@@ -225,7 +227,8 @@ class Engine:
                     adapter.persist(conn)
                 self.audit.flush(conn)
         except BaseException:
-            # Memory is now ahead of the database; the router stops and recovers from what was committed.
+            # Memory is now ahead of the database: the router must stop and recover from what was committed.
+            self.failed = True
             self.audit.discard_pending()
             raise
         self.stats.batches += 1
@@ -282,6 +285,13 @@ class Engine:
                 latency_us=int((time.perf_counter() - started) * 1e6),
             )
             self._error(caller, request.id, exc)
+
+    def refuse(self, peer: bytes, reason: str, *, admin: bool = False) -> None:
+        """Answer a message that cannot even be decoded (e.g. multipart) with INVALID_REQUEST, and audit it."""
+        self.stats.requests += 1
+        error = InvalidRequest(reason)
+        self.audit.record("request.invalid", {"error": error.to_dict()})
+        self._error(Caller(peer, None, None, admin), None, error)
 
     def _adapter(self, name: str | None) -> BrokerAdapter:
         broker = name or self.default_broker

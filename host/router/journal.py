@@ -14,20 +14,19 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, or_, select
+from sqlalchemy import Connection, Dialect, Engine, bindparam, func, or_, select
 
+from host.sqlprep import Prepared, Upsert
 from host.trading.model import Fill
 from host.trading.positions import apply_fill
 from host.trading.states import TERMINAL_STATES
 
 from .records import OrderRecord, day_of, record_from_row, record_to_row
-from .sqlutil import upsert
 from .tables import fills_table, orders_table, router_state_table, strategy_positions_table
 
 __all__ = ["Journal", "StrategyPosition", "TradingDays"]
 
 ZERO = Decimal(0)
-_UPDATE_COLUMNS = [c.name for c in orders_table.columns if c.name not in ("client_order_id",)]
 
 
 class TradingDays:
@@ -76,6 +75,7 @@ class Journal:
         self._fill_rows: list[dict[str, Any]] = []
         self._dirty_positions: set[tuple[str, str, str]] = set()
         self._state_rows: dict[str, str] = {}
+        self._sql: _Statements | None = None
 
     # -- loading ---------------------------------------------------------------
 
@@ -231,32 +231,56 @@ class Journal:
     def pending(self) -> bool:
         return bool(self._new or self._dirty or self._fill_rows or self._dirty_positions or self._state_rows)
 
+    def _statements(self, conn: Connection) -> _Statements:
+        if self._sql is None or self._sql.dialect != conn.dialect.name:
+            self._sql = _Statements(conn.dialect)
+        return self._sql
+
     def flush(self, conn: Connection, now: float) -> None:
         """Write everything changed since the last flush, inside the caller's transaction."""
+        sql = self._statements(conn)
         if self._new:
-            conn.execute(orders_table.insert(), [record_to_row(r) for r in self._new.values()])
+            sql.insert_orders.run(conn, [tuple(record_to_row(r).values()) for r in self._new.values()])
             self._new.clear()
         if self._dirty:
             rows = []
             for r in self._dirty.values():
                 row = record_to_row(r)
-                row["b_id"] = row.pop("client_order_id")
-                rows.append(row)
-            conn.execute(
-                orders_table.update().where(orders_table.c.client_order_id == bindparam("b_id")).values({c: bindparam(c) for c in _UPDATE_COLUMNS}),
-                rows,
-            )
+                cid = row.pop("client_order_id")
+                rows.append((*row.values(), cid))
+            sql.update_orders.run(conn, rows)
             self._dirty.clear()
         if self._fill_rows:
-            conn.execute(fills_table.insert(), self._fill_rows)
+            sql.insert_fills.run(conn, [tuple(row[name] for name in _FILL_COLUMNS) for row in self._fill_rows])
             self._fill_rows = []
         if self._dirty_positions:
-            upsert(conn, strategy_positions_table, [
-                {"strategy": s, "broker": b, "instrument": i, "quantity": str(p.quantity), "average_price": str(p.average_price), "realised_pnl": str(p.realised_pnl), "updated_at": now}
+            sql.positions(conn, [
+                (s, b, i, str(p.quantity), str(p.average_price), str(p.realised_pnl), now)
                 for (s, b, i) in self._dirty_positions
                 for p in (self.positions[(s, b, i)],)
-            ], ["strategy", "broker", "instrument"])
+            ])
             self._dirty_positions.clear()
         if self._state_rows:
-            upsert(conn, router_state_table, [{"key": k, "value": v, "updated_at": now} for k, v in self._state_rows.items()], ["key"])
+            sql.state(conn, [(k, v, now) for k, v in self._state_rows.items()])
             self._state_rows.clear()
+
+
+_ORDER_COLUMNS = tuple(c.name for c in orders_table.columns)
+_FILL_COLUMNS = tuple(c.name for c in fills_table.columns)
+
+
+class _Statements:
+    """The journal's statements, compiled once for the database's dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect.name
+        self.insert_orders = Prepared(orders_table.insert(), _ORDER_COLUMNS, dialect)
+        columns = tuple(c for c in _ORDER_COLUMNS if c != "client_order_id")
+        self.update_orders = Prepared(
+            orders_table.update().where(orders_table.c.client_order_id == bindparam("b_id")).values({c: bindparam(c) for c in columns}),
+            (*columns, "b_id"),
+            dialect,
+        )
+        self.insert_fills = Prepared(fills_table.insert(), _FILL_COLUMNS, dialect)
+        self.positions = Upsert(strategy_positions_table, dialect)
+        self.state = Upsert(router_state_table, dialect)

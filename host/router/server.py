@@ -152,8 +152,8 @@ class RouterServer:
                 break
             count += 1
             if len(frames) != 2:
-                # DEALER peers send exactly one frame after the identity; anything else is garbage we still answer.
-                handle(frames[0], b"" if len(frames) < 2 else b"\x00multipart", admin=admin)
+                # A DEALER peer sends one frame after its identity; anything else is answered, not read.
+                self.engine.refuse(frames[0], f"a request is one frame; this message had {len(frames) - 1}", admin=admin)
                 continue
             handle(frames[0], frames[1], admin=admin)
         return count

@@ -274,7 +274,7 @@ def test_unknown_top_level_key_names_the_line(tmp_path: Path) -> None:
         """,
     )
     assert (error.line, error.key) == (8, "strategy")
-    assert error.reason == "strategy: unknown top-level key (did you mean strategies?); expected tables host, defaults, strategies"
+    assert error.reason == "strategy: unknown top-level key (did you mean strategies?); expected tables host, defaults, strategies, router, risk, brokers"
     assert str(error).startswith(f"{tmp_path / 'supervisor.toml'}:8: strategy: unknown top-level key")
 
 

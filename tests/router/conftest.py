@@ -18,7 +18,7 @@ import pytest
 
 from host.trading.client import RouterClient
 from host.trading.tokens import RunTokens
-from tests.host.conftest import wait_for
+from tests.host.conftest import host, wait_for  # noqa: F401  (host: the supervisor fixture, for tests/router/test_supervised.py)
 
 REPO = Path(__file__).resolve().parents[2]
 
