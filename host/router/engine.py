@@ -11,9 +11,10 @@ in the same transaction as the order.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from functools import partial
+from functools import cached_property, partial
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from host.trading.wire import Request, decode_request, describe_validation_error
 from .audit import AuditLog
 from .journal import Journal
 from .records import OrderRecord, client_order_id
-from .risk import Exposure, OrderIntent, RiskEngine, TradingState
+from .risk import OrderIntent, RiskEngine, TradingState
 from .updates import apply_report, transition
 
 __all__ = ["Caller", "Engine", "run_now"]
@@ -121,7 +122,10 @@ def _decimal_text(value: Decimal) -> str:
 
 
 def _multiple_of(value: Decimal, step: Decimal) -> bool:
-    return step <= 0 or (value % step) == 0
+    try:
+        return step <= 0 or (value % step) == 0
+    except ArithmeticError:  # too many digits for the context: certainly not a clean multiple
+        return False
 
 
 def _validation_error(exc: ValidationError) -> TradingError:
@@ -202,6 +206,8 @@ class Engine:
         """order.wait requests per client order id, answered when the order finishes."""
         self._in_flight: dict[str, list[_Waiter]] = defaultdict(list)
         """Requests answered when the broker call now running for an order returns."""
+        self._deferred: dict[str, list[tuple[Caller, Request, float]]] = defaultdict(list)
+        """Cancels and modifications that arrived while a broker call for their order was running."""
         self._quotes: dict[tuple[str, str], Decimal] = {}
 
     # -- batch plumbing ----------------------------------------------------------------
@@ -276,11 +282,22 @@ class Engine:
             self.audit.record("request.invalid", {"op": request.op, "error": refusal.to_dict()}, strategy=caller.strategy, run_id=caller.run_id, request_id=request.id)
             self._error(caller, request.id, refusal)
             return
+        self._run(caller, request, handler, started)
+
+    def _run(self, caller: Caller, request: Request, handler: _Handler, started: float) -> None:
+        """Run one request's handler; every failure becomes a typed error reply and an audit row."""
         try:
             handler(self, caller, request, started)
+        except (ArithmeticError, ValueError, TypeError, KeyError) as exc:
+            # A bug or an input nobody foresaw: answered and recorded, never allowed to stop the router.
+            log.exception("request %s %s failed", request.op, request.id)
+            problem = InvalidRequest(f"the router could not process this {request.op}: {type(exc).__name__}: {exc}"[:300])
+            self.audit.record("request.error", {"op": request.op, "body": _trimmed(request.body), "error": problem.to_dict()},
+                              strategy=caller.strategy, run_id=caller.run_id, request_id=request.id)
+            self._error(caller, request.id, problem)
         except TradingError as exc:
             self.audit.record(
-                "request.error", {"op": request.op, "body": request.body, "error": exc.to_dict()},
+                "request.error", {"op": request.op, "body": _trimmed(request.body), "error": exc.to_dict()},
                 strategy=caller.strategy, run_id=caller.run_id, request_id=request.id,
                 latency_us=int((time.perf_counter() - started) * 1e6),
             )
@@ -293,7 +310,9 @@ class Engine:
         self.audit.record("request.invalid", {"error": error.to_dict()})
         self._error(Caller(peer, None, None, admin), None, error)
 
-    def _adapter(self, name: str | None) -> BrokerAdapter:
+    def _adapter(self, name: Any) -> BrokerAdapter:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise InvalidRequest(f"broker must be a configured broker's name, got {name!r}")
         broker = name or self.default_broker
         adapter = self.adapters.get(broker)
         if adapter is None:
@@ -314,7 +333,10 @@ class Engine:
     def _place(self, caller: Caller, request: Request, started: float) -> None:
         strategy = caller.strategy
         assert strategy is not None
-        existing = self.journal.by_request.get((strategy, request.id))
+        # An id ctx generated for this run (r<run id>.<n>) is always in memory; one the strategy chose may be
+        # older than the idempotency window, and is looked up in the database rather than ever placed twice.
+        generated = request.id.startswith(f"r{caller.run_id}.")
+        existing = self.journal.find_request(strategy, request.id, recent_only=generated)
         if existing is not None:
             if existing.client_order_id in self._in_flight:
                 self._in_flight[existing.client_order_id].append(_Waiter(caller.peer, request.id, "order.place"))
@@ -363,7 +385,7 @@ class Engine:
         problem = check_terms(order, spec, adapter)
         if problem is not None:
             return problem, None
-        price = order.limit_price or order.stop_price or self._reference_price(adapter, order.instrument)
+        price = _notional_price(order.limit_price or order.stop_price, self._reference_price(adapter, order.instrument))
         intent = OrderIntent(strategy=record.strategy, broker=adapter.name, instrument=order.instrument, side=order.side, quantity=order.quantity, price=price, currency=spec.currency)
         decision = self.risk.check(intent, self._exposure(record.strategy, adapter.name, order.instrument, now), time.monotonic())
         return (None if decision.allowed else decision.to_error()), decision
@@ -379,31 +401,26 @@ class Engine:
             return quote.mid
         return self.journal.last_price.get((adapter.name, instrument))
 
-    def _exposure(self, strategy: str, broker: str, instrument: str, now: float) -> Exposure:
-        pending = {("s", "BUY"): ZERO, ("s", "SELL"): ZERO, ("g", "BUY"): ZERO, ("g", "SELL"): ZERO}
-        for r in self.journal.open_orders():
-            # INITIALIZED is the order being checked itself, never a working one.
-            if r.broker == broker and r.instrument == instrument and r.status != OrderStatus.INITIALIZED:
-                remaining = r.quantity - r.filled_quantity
-                pending[("g", str(r.side))] += remaining
-                if r.strategy == strategy:
-                    pending[("s", str(r.side))] += remaining
-        return Exposure(
-            strategy_position=self.journal.position(strategy, broker, instrument),
-            global_position=self.journal.global_position(broker, instrument),
-            strategy_day_pnl=self.journal.day_pnl(strategy, now),
-            global_day_pnl=self.journal.day_pnl(None, now),
-            strategy_pending_buy=pending[("s", "BUY")], strategy_pending_sell=pending[("s", "SELL")],
-            global_pending_buy=pending[("g", "BUY")], global_pending_sell=pending[("g", "SELL")],
-        )
+    def _exposure(self, strategy: str, broker: str, instrument: str, now: float) -> _Exposure:
+        return _Exposure(self.journal, strategy, broker, instrument, now)
 
     # -- cancel and modify ------------------------------------------------------------------
+
+    def _busy(self, record: OrderRecord, caller: Caller, request: Request, started: float) -> bool:
+        """True if a broker call for the order is running: a re-send waits for it, a new request runs after it."""
+        waiters = self._in_flight.get(record.client_order_id)
+        if waiters is None:
+            return False
+        if any(w.request_id == request.id for w in waiters):
+            waiters.append(_Waiter(caller.peer, request.id, request.op))
+        else:
+            self._deferred[record.client_order_id].append((caller, request, started))
+        return True
 
     def _cancel(self, caller: Caller, request: Request, started: float) -> None:
         record = self._own_order(caller, request.body)
         waiter = _Waiter(caller.peer, request.id, "order.cancel")
-        if record.client_order_id in self._in_flight:
-            self._in_flight[record.client_order_id].append(waiter)
+        if self._busy(record, caller, request, started):
             return
         if record.status == OrderStatus.CANCELED:
             self._answer_order(caller.peer, request.id, "order.cancel", record)
@@ -423,8 +440,7 @@ class Engine:
     def _modify(self, caller: Caller, request: Request, started: float) -> None:
         record = self._own_order(caller, request.body)
         waiter = _Waiter(caller.peer, request.id, "order.modify")
-        if record.client_order_id in self._in_flight:
-            self._in_flight[record.client_order_id].append(waiter)
+        if self._busy(record, caller, request, started):
             return
         try:
             changes = OrderChanges.model_validate(request.body.get("changes") or {})
@@ -448,12 +464,15 @@ class Engine:
         if problem is None and terms.quantity < record.filled_quantity:
             problem = InvalidQuantity(f"quantity {terms.quantity} is below the {record.filled_quantity} already filled")
         if problem is None:
+            # The changed order is checked as a whole (its remaining quantity at its new price), as if it
+            # were new; its own old remainder is left out of the working orders it is compared with.
             now = self.clock()
-            extra = terms.quantity - record.quantity
-            price = terms.limit_price or terms.stop_price or self._reference_price(adapter, record.instrument)
-            if extra > 0:
-                intent = OrderIntent(strategy=record.strategy, broker=adapter.name, instrument=record.instrument, side=record.side, quantity=extra, price=price)
-                decision = self.risk.check(intent, self._exposure(record.strategy, adapter.name, record.instrument, now), time.monotonic())
+            price = _notional_price(terms.limit_price or terms.stop_price, self._reference_price(adapter, record.instrument))
+            remaining = terms.quantity - record.filled_quantity
+            if remaining > 0:
+                intent = OrderIntent(strategy=record.strategy, broker=adapter.name, instrument=record.instrument, side=record.side, quantity=remaining, price=price)
+                exposure = _Exposure(self.journal, record.strategy, adapter.name, record.instrument, now, exclude=record.client_order_id)
+                decision = self.risk.check(intent, exposure, time.monotonic())
                 if not decision.allowed:
                     problem = decision.to_error()
         if problem is not None:
@@ -509,7 +528,7 @@ class Engine:
     def _positions(self, caller: Caller, request: Request, started: float) -> None:
         broker = request.body.get("broker")
         if broker is not None:
-            self._adapter(broker)
+            broker = self._adapter(broker).name
         result = []
         for (strategy, b, instrument), p in sorted(self.journal.positions.items()):
             if strategy != caller.strategy or (broker is not None and b != broker) or p.quantity == 0:
@@ -547,13 +566,14 @@ class Engine:
 
     def _set_state(self, caller: Caller, request: Request, state: TradingState) -> None:
         strategy = request.body.get("strategy")
-        if strategy is not None and not isinstance(strategy, str):
-            raise InvalidRequest("strategy must be a name")
+        if strategy is not None and (not isinstance(strategy, str) or not strategy.strip() or len(strategy) > 200):
+            raise InvalidRequest(f"strategy must be a strategy name, got {strategy!r}")
         before = self.risk.state if strategy is None else self.risk.state_of(strategy)
         self.risk.set_state(state, strategy)
         self.on_state_change(strategy, state)
-        self.audit.record("operator." + request.op, {"scope": strategy or "global", "from": str(before), "to": str(state), "reason": request.body.get("reason")}, strategy=strategy, request_id=request.id)
-        self._reply(caller, request.id, {"scope": strategy or "global", "state": str(state), "previous": str(before)})
+        scope = "global" if strategy is None else strategy
+        self.audit.record("operator." + request.op, {"scope": scope, "from": str(before), "to": str(state), "reason": request.body.get("reason")}, strategy=strategy, request_id=request.id)
+        self._reply(caller, request.id, {"scope": scope, "state": str(state), "previous": str(before)})
 
     def on_state_change(self, strategy: str | None, state: TradingState) -> None:
         """Persist a trading-state change; replaced by the router application."""
@@ -583,7 +603,9 @@ class Engine:
         started = time.perf_counter()
         try:
             result = run_now(call.make())
-        except (TradingError, OutcomeUnknown) as exc:
+        except Exception as exc:  # noqa: BLE001 - an adapter bug is that call's failure, not the router's
+            if not isinstance(exc, (TradingError, OutcomeUnknown)):
+                log.exception("broker %s %s raised", call.broker, call.op)
             self.complete(Outcome(call, error=exc, latency=time.perf_counter() - started))
             return
         self.complete(Outcome(call, result=result, latency=time.perf_counter() - started))
@@ -619,7 +641,7 @@ class Engine:
             detail["transition"] = [str(applied.before), str(applied.after)]
             if applied.refused is not None:
                 detail["refused"] = str(applied.refused)
-        elif isinstance(outcome.error, OutcomeUnknown):
+        elif isinstance(outcome.error, OutcomeUnknown) or (call.op == "submit" and not isinstance(outcome.error, TradingError)):
             detail["outcome"] = "unknown"
             detail["error"] = str(outcome.error)
             record.raw_status = f"outcome unknown after {call.op}: looking it up"
@@ -636,11 +658,13 @@ class Engine:
             latency_us=int(outcome.latency * 1e6),
         )
         for waiter in self._in_flight.pop(record.client_order_id, []):
-            if outcome.error is not None and not isinstance(outcome.error, OutcomeUnknown) and waiter.op != "order.place":
+            if outcome.error is not None and isinstance(outcome.error, TradingError) and waiter.op != "order.place":
                 self._replies.append((waiter.peer, encode_error(waiter.request_id, _as_trading_error(outcome.error, call))))
             else:
                 self._answer_order(waiter.peer, waiter.request_id, waiter.op, record)
         self._notify_waiters(record)
+        for caller, request, started in self._deferred.pop(record.client_order_id, []):
+            self._run(caller, request, _STRATEGY_HANDLERS[request.op], started)
 
     def _call_failed(self, record: OrderRecord, op: str, error: TradingError) -> None:
         """A broker refused a call: a refused order is REJECTED; a refused cancel or change leaves it working."""
@@ -683,7 +707,7 @@ class Engine:
             report.terms, client_order_id=report.client_order_id, strategy=parent.strategy, request_id=report.client_order_id,
             day=parent.day, seq=parent.seq, run_id=parent.run_id, broker=broker, now=now,
         )
-        record.tag = f"child of {parent.client_order_id}"
+        record.parent = parent.client_order_id
         transition(record, OrderStatus.SUBMITTED)
         self.journal.add(record)
         return record
@@ -722,6 +746,84 @@ class Engine:
         transition(record, OrderStatus.REJECTED)
         record.updated_at = self.clock()
         self.journal.touch(record)
+
+
+class _Exposure:
+    """What the risk engine may ask about an order's instrument, computed only when a rule asks."""
+
+    def __init__(self, journal: Journal, strategy: str, broker: str, instrument: str, now: float, *, exclude: str | None = None) -> None:
+        self._exclude = exclude
+        self._journal = journal
+        self._strategy = strategy
+        self._broker = broker
+        self._instrument = instrument
+        self._now = now
+
+    @cached_property
+    def strategy_position(self) -> Decimal:
+        return self._journal.position(self._strategy, self._broker, self._instrument)
+
+    @cached_property
+    def global_position(self) -> Decimal:
+        return self._journal.global_position(self._broker, self._instrument)
+
+    @cached_property
+    def strategy_day_pnl(self) -> Decimal:
+        return self._journal.day_pnl(self._strategy, self._now)
+
+    @cached_property
+    def global_day_pnl(self) -> Decimal:
+        return self._journal.day_pnl(None, self._now)
+
+    @cached_property
+    def _pending(self) -> dict[tuple[str, str], Decimal]:
+        pending = {("s", "BUY"): ZERO, ("s", "SELL"): ZERO, ("g", "BUY"): ZERO, ("g", "SELL"): ZERO}
+        for r in self._journal.open_orders():
+            # INITIALIZED is the order being checked itself, never a working one; a bracket's protective
+            # children only ever close the position their parent opened.
+            if (
+                r.broker == self._broker and r.instrument == self._instrument and r.status != OrderStatus.INITIALIZED
+                and r.client_order_id != self._exclude and r.parent is None
+            ):
+                remaining = r.quantity - r.filled_quantity
+                pending[("g", str(r.side))] += remaining
+                if r.strategy == self._strategy:
+                    pending[("s", str(r.side))] += remaining
+        return pending
+
+    @property
+    def strategy_pending_buy(self) -> Decimal:
+        return self._pending[("s", "BUY")]
+
+    @property
+    def strategy_pending_sell(self) -> Decimal:
+        return self._pending[("s", "SELL")]
+
+    @property
+    def global_pending_buy(self) -> Decimal:
+        return self._pending[("g", "BUY")]
+
+    @property
+    def global_pending_sell(self) -> Decimal:
+        return self._pending[("g", "SELL")]
+
+
+def _notional_price(order_price: Decimal | None, touch: Decimal | None) -> Decimal | None:
+    """The price an order's notional is checked at: the higher of its own price and the market's.
+
+    A marketable limit (a sell limited at 0.001) or an already-triggered stop
+    trades at the market, not at its limit, so its own price alone would
+    understate what it really commits.
+    """
+    if order_price is None or touch is None:
+        return order_price or touch
+    return max(order_price, touch)
+
+
+def _trimmed(body: dict[str, Any]) -> Any:
+    """A request body for the audit trail: whole when small, else its first 2 KB (a flood must not fill the disk)."""
+    text = json.dumps(body, default=str)
+    return body if len(text) <= 2048 else {"truncated": text[:2048]}
 
 
 def _prices_fit(record: OrderRecord, changes: OrderChanges) -> bool:

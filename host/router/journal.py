@@ -154,6 +154,17 @@ class Journal:
         self._index(record)
         return record
 
+    def find_request(self, strategy: str, request_id: str, *, recent_only: bool) -> OrderRecord | None:
+        """The order a (strategy, request id) already made: from memory, else (unless ``recent_only``) the database."""
+        record = self.by_request.get((strategy, request_id))
+        if record is not None or recent_only:
+            return record
+        with self.engine.connect() as conn:
+            cid = conn.execute(
+                select(orders_table.c.client_order_id).where(orders_table.c.strategy == strategy, orders_table.c.request_id == request_id)
+            ).scalar()
+        return None if cid is None else self.get(cid)
+
     def open_orders(self, strategy: str | None = None) -> list[OrderRecord]:
         finished = [cid for cid, r in self._open.items() if r.is_terminal]
         for cid in finished:

@@ -73,6 +73,8 @@ class OrderRecord:
     commission: Decimal = ZERO
     error: ErrorInfo | None = None
     fills: list[Fill] = field(default_factory=list)
+    parent: str | None = None
+    """For a bracket's stop-loss or take-profit: the client order id of the order that created it."""
 
     @property
     def is_terminal(self) -> bool:
@@ -142,7 +144,7 @@ def record_to_row(record: OrderRecord) -> dict[str, Any]:
         "type": str(record.type), "quantity": str(record.quantity), "limit_price": _text(record.limit_price),
         "stop_price": _text(record.stop_price), "time_in_force": str(record.time_in_force),
         "stop_loss": _text(record.stop_loss), "take_profit": _text(record.take_profit), "tag": record.tag,
-        "status": str(record.status), "raw_status": record.raw_status, "filled_quantity": str(record.filled_quantity),
+        "parent": record.parent, "status": str(record.status), "raw_status": record.raw_status, "filled_quantity": str(record.filled_quantity),
         "average_price": _text(record.average_price), "commission": str(record.commission),
         "error": None if record.error is None else json.dumps(record.error.model_dump()),
         "created_at": record.created_at, "updated_at": record.updated_at,
@@ -162,4 +164,5 @@ def record_from_row(row: Any, fills: list[Fill]) -> OrderRecord:
         error=None if row.error is None else ErrorInfo.model_validate_json(row.error),
     )
     record.fills = fills
+    record.parent = row.parent
     return record

@@ -35,6 +35,7 @@ orders_table = Table(
     Column("stop_loss", String(40), nullable=True),
     Column("take_profit", String(40), nullable=True),
     Column("tag", String(64), nullable=True),
+    Column("parent", String(120), nullable=True),  # a bracket child's parent order
     Column("status", String(20), nullable=False),
     Column("raw_status", String(120), nullable=True),
     Column("filled_quantity", String(40), nullable=False),

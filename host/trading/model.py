@@ -34,11 +34,14 @@ __all__ = [
 
 MAX_DIGITS = 28
 """Digits a price or quantity may have, before and after the point together."""
+MAX_AMOUNT = Decimal("1e15")
+"""No price or quantity is this large; bigger numbers are refused before any arithmetic."""
+MAX_DECIMALS = 12
 
 INSTRUMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./:\-]{0,63}$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
-Amount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=MAX_DIGITS)]
+Amount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=MAX_DIGITS, decimal_places=MAX_DECIMALS, lt=MAX_AMOUNT, gt=-MAX_AMOUNT)]
 
 
 class Side(StrEnum):

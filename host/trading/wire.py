@@ -78,12 +78,20 @@ def decode_request(payload: bytes) -> Request:
 
 def request_id_of(payload: bytes) -> str | None:
     """The ``id`` of a request that failed validation, if one can be read, so the reply can carry it."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        return None
     try:
-        data = json.loads(payload[:MAX_MESSAGE_BYTES])
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     rid = data.get("id") if isinstance(data, dict) else None
-    return rid if isinstance(rid, str) and 0 < len(rid) <= 120 else None
+    if not isinstance(rid, str) or not 0 < len(rid) <= 120:
+        return None
+    try:
+        rid.encode()  # a lone surrogate cannot be stored or hashed
+    except UnicodeEncodeError:
+        return None
+    return rid
 
 
 def describe_validation_error(exc: ValidationError) -> str:

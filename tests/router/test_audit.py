@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import json
 import sqlite3
 import threading
@@ -274,7 +274,9 @@ def test_a_second_writer_cannot_fork_the_chain(trail: AuditLog, db_path: Path) -
 
 def test_a_flush_that_raises_keeps_its_records_pending_for_a_retry(trail: AuditLog, engine: Engine) -> None:
     good = trail._insert_rows
-    trail._insert_rows = dataclasses.replace(good, sql="INSERT INTO no_such_table VALUES (?)")
+    broken = copy.copy(good)
+    broken.sql = "INSERT INTO no_such_table VALUES (?)"
+    trail._insert_rows = broken
     trail.record("request", {"n": 1})
     trail.record("request", {"n": 2})
     with pytest.raises(OperationalError):

@@ -190,6 +190,14 @@ def test_malformed_frames_are_each_answered_and_the_router_stays_up(router: Rout
         [encode_request("d", "order.cancel", {"client_order_id": ["x"]}, token)],
         [b"{" + b" " * (MAX_MESSAGE_BYTES + 10) + b"}"],
         [b'{"v": 1, "id": "m", "op": "ping"}', b"second frame"],
+        [b"[" * 60000],  # nesting deep enough to exhaust a recursive parser
+        [b'{"v": 1, "id": "\\ud800", "op": "ping"}'],  # a lone surrogate as the request id
+        [encode_request("e", "positions", {"broker": ["x"]}, token)],
+        [encode_request("f", "quote", {"instrument": "EUR_USD", "broker": {}}, token)],
+        [encode_request("g", "order.place", {**MARKET, "type": "LIMIT", "limit_price": "9" * 28}, token)],
+        [encode_request("h", "order.place", {**MARKET, "quantity": "1E+27"}, token)],
+        [encode_request("i", "order.wait", {"client_order_id": "x", "timeout": "soon"}, token)],
+        [encode_request("j", "orders", {"open_only": {"a": 1}}, token)],
     ]
     for _ in range(300):
         frames.append([bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300)))])
@@ -256,3 +264,77 @@ def test_a_router_killed_mid_stream_loses_no_acknowledged_order_and_sends_none_t
     paper = router.query("SELECT quantity FROM paper_positions WHERE instrument = 'EUR_USD'")
     assert Decimal(paper[0][0]) == len(stored)
     assert router.cli("audit", "verify").returncode == 0
+
+
+def test_a_request_id_older_than_the_window_still_returns_its_order(router: RouterProc) -> None:
+    router.write_config("idempotency_hours = 0.0001\n")  # 0.36 s; appended to [router]
+    router.start()
+    first = place(router.client("sma"), request_id="daily-signal")
+    time.sleep(0.5)
+    router.stop()
+    router.start()  # the id is now outside the window that is loaded into memory
+    again = place(router.client("sma", 2), request_id="daily-signal")
+    assert again["client_order_id"] == first["client_order_id"]
+    assert router.query("SELECT count(*) FROM orders") == [(1,)]
+
+
+def test_a_cancel_sent_while_the_order_is_still_being_submitted_is_carried_out(router: RouterProc) -> None:
+    router.write_config("""
+        [brokers.paper]
+        type = "paper"
+        latency = 0.4
+    """)
+    router.start()
+    client = router.client("sma")
+    placed: list[dict] = []
+    sender = threading.Thread(target=lambda: placed.append(place(client, {**MARKET, "type": "LIMIT", "limit_price": "0.50000"}, request_id="slow")))
+    sender.start()
+    cid = wait_for(lambda: router.query("SELECT client_order_id FROM orders WHERE status = 'SUBMITTED'"), 5, message="the order to be journaled")[0][0]
+    cancelled = router.client("sma", 2).call("order.cancel", {"client_order_id": cid})
+    sender.join(10)
+    assert placed and placed[0]["status"] == "ACCEPTED"
+    assert cancelled["status"] == "CANCELED"
+    assert router.query("SELECT status FROM orders") == [("CANCELED",)]
+
+
+def test_modifying_an_order_cannot_get_round_the_risk_limits(router: RouterProc) -> None:
+    router.write_config("""
+        [risk]
+        max_order_quantity = 1000
+        max_order_notional = 2000
+    """)
+    router.start()
+    client = router.client("sma")
+    order = place(client, {**MARKET, "type": "LIMIT", "limit_price": "0.90000"})
+    with pytest.raises(Denied, match="max_order_quantity"):
+        client.call("order.modify", {"client_order_id": order["client_order_id"], "changes": {"quantity": "1900"}})
+    with pytest.raises(Denied, match="max_order_notional"):
+        client.call("order.modify", {"client_order_id": order["client_order_id"], "changes": {"limit_price": "2.50000"}})
+    assert client.call("order.get", {"client_order_id": order["client_order_id"]})["status"] == "ACCEPTED"
+
+
+def test_a_marketable_limit_is_checked_at_the_market_price(router: RouterProc) -> None:
+    router.write_config("""
+        [risk]
+        max_order_notional = 5000
+        [brokers.paper]
+        type = "paper"
+        leverage = 100
+    """)
+    router.start()
+    client = router.client("sma")
+    for body in ({**MARKET, "side": "SELL", "quantity": "1000000", "type": "LIMIT", "limit_price": "0.00100"},
+                 {**MARKET, "quantity": "1000000", "type": "STOP", "stop_price": "0.00100"}):
+        with pytest.raises(Denied, match="max_order_notional"):
+            place(client, body)
+
+
+def test_halt_refuses_an_empty_strategy_name(router: RouterProc) -> None:
+    router.start()
+    from host.config import load_config
+    from host.errors import ControlError
+    from host.router.admin import call_admin
+
+    with pytest.raises(ControlError, match="strategy must be"):
+        call_admin(load_config(router.config), "halt", {"strategy": ""})
+    assert place(router.client("sma"))["status"] == "FILLED"
