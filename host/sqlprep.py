@@ -63,9 +63,9 @@ class Upsert:
         self.prepared: Prepared | None = None
         if dialect.name in ("sqlite", "postgresql"):
             insert = sqlite_insert(table) if dialect.name == "sqlite" else postgresql_insert(table)
-            stmt = insert.values({name: bindparam(name) for name in self.names}).on_conflict_do_update(
-                index_elements=keys, set_={c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
-            )
+            values = insert.values({name: bindparam(name) for name in self.names})
+            others = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
+            stmt = values.on_conflict_do_update(index_elements=keys, set_=others) if others else values.on_conflict_do_nothing(index_elements=keys)
             self.prepared = Prepared(stmt, self.names, dialect)
 
     def __call__(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:

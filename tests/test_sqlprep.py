@@ -170,8 +170,6 @@ def test_upsert_fallback_for_another_dialect_updates_then_inserts(engine: Engine
     assert sorted(rows_of(engine, quotes), key=lambda r: r[2]) == [("3", "paper", "EUR_USD", "4"), ("5", "paper", "USD_JPY", "6")]
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="Upsert on a table whose every column is in the primary key raises "
-                   "'set parameter dictionary must not be empty' when built (should insert, doing nothing on conflict)")
 def test_upsert_table_with_only_key_columns(engine: Engine) -> None:
     upsert = Upsert(tags, engine.dialect)
     with engine.begin() as conn:

@@ -98,12 +98,12 @@ class OrderRecord:
 
     def add_fill(self, fill: Fill) -> None:
         """Fold one new execution into the filled quantity, average price and commission."""
-        total = self.filled_quantity + fill.quantity
-        spent = (self.average_price or ZERO) * self.filled_quantity + fill.price * fill.quantity
-        self.filled_quantity = total
-        self.average_price = spent / total if total else None
-        self.commission += fill.commission
         self.fills.append(fill)
+        self.filled_quantity += fill.quantity
+        self.commission += fill.commission
+        # From the fills themselves, not the previous average: a rounded average would carry its error on.
+        spent = sum((f.price * f.quantity for f in self.fills), ZERO)
+        self.average_price = spent / self.filled_quantity if self.filled_quantity else None
 
     def to_model(self) -> Order:
         """The immutable Order an adapter receives (built without re-validating known-good fields)."""

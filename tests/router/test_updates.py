@@ -221,7 +221,7 @@ reports = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.sampled_from([S.INITIALIZED, S.SUBMITTED, S.ACCEPTED, S.PENDING_CANCEL]), reports)
 def test_any_report_sequence_moves_along_the_table_and_counts_each_trade_once(
     start: OrderStatus, sequence: list[tuple[OrderStatus, list[str], bool]]
