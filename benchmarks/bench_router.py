@@ -87,7 +87,7 @@ class Router:
         return RunTokens(key).mint(strategy, run_id)
 
     def client(self, strategy: str, run_id: int) -> RouterClient:
-        return RouterClient(self.endpoint, self.token(strategy, run_id), request_prefix=f"b{run_id}.{time.time_ns()}", timeout=30)
+        return RouterClient(self.endpoint, self.token(strategy, run_id), request_prefix=f"r{run_id}", timeout=30)
 
     def count(self, sql: str) -> int:
         with sqlite3.connect(self.root / "state" / "tradehost.db", timeout=30) as conn:
@@ -138,7 +138,7 @@ def zmq_echo(root: Path, count: int) -> tuple[float, float]:
 
 
 def _http_server(port_out: Any, endpoint: str, token: str) -> None:
-    client = RouterClient(endpoint, token, request_prefix=f"h{os.getpid()}", timeout=30)
+    client = RouterClient(endpoint, token, request_prefix="r900", timeout=30)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as a trading client would use
@@ -205,7 +205,7 @@ def zmq_order(router: Router, count: int) -> tuple[float, float]:
 
 
 def _trader(endpoint: str, token: str, seconds: float, window: int, start_at: float, out: Any) -> None:
-    client = RouterClient(endpoint, token, request_prefix=f"t{os.getpid()}", timeout=60)
+    client = RouterClient(endpoint, token, request_prefix=f"r{token.split('.')[0]}", timeout=60)
     while time.time() < start_at:
         time.sleep(0.001)
     done = 0

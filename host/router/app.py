@@ -132,6 +132,7 @@ class Router:
                     await adapter.stop()
                 except Exception:
                     log.exception("broker %s did not stop cleanly", adapter.name)
+            self.engine.close()
             self.server.close()
             self.database.dispose()
         return 0

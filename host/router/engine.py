@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import Connection
 from sqlalchemy import Engine as SqlEngine
 
 from brokers.base import BrokerAdapter, ExecutionReport, OutcomeUnknown
@@ -199,6 +200,7 @@ class Engine:
         self.stats = _Stats()
         self.failed = False
         """Set when a commit failed; nothing more may be written."""
+        self._conn: Connection | None = None
         self._replies: list[Reply] = []
         self._admin_replies: list[Reply] = []
         self._calls: list[BrokerCall] = []
@@ -211,6 +213,12 @@ class Engine:
         self._quotes: dict[tuple[str, str], Decimal] = {}
 
     # -- batch plumbing ----------------------------------------------------------------
+
+    def close(self) -> None:
+        self.journal.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def take_replies(self) -> tuple[list[Reply], list[Reply]]:
         replies, admin = self._replies, self._admin_replies
@@ -226,8 +234,12 @@ class Engine:
         if not (self.audit.pending or self.journal.pending):
             return  # a batch of reads: nothing to make durable
         now = self.clock()
+        if self._conn is None:
+            # One connection for the router's life: checking one out of the pool per batch costs more than the inserts.
+            self._conn = self.database.connect()
+        conn = self._conn
         try:
-            with self.database.begin() as conn:
+            with conn.begin():
                 self.journal.flush(conn, now)
                 for adapter in self.adapters.values():
                     adapter.persist(conn)

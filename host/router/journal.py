@@ -8,7 +8,8 @@ audit rows and its fills become durable together, with one fsync per batch.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -76,6 +77,7 @@ class Journal:
         self._dirty_positions: set[tuple[str, str, str]] = set()
         self._state_rows: dict[str, str] = {}
         self._sql: _Statements | None = None
+        self._reader: Connection | None = None
 
     # -- loading ---------------------------------------------------------------
 
@@ -110,6 +112,22 @@ class Journal:
                 if self.trading_day(f.at) == self.day:
                     self.day_realised[f.strategy] += Decimal(f.realised_pnl) - Decimal(f.commission)
 
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection for point reads of older orders, kept open between them (a pool checkout costs more
+        than the query); each read's transaction is ended at once so it never pins an old snapshot."""
+        if self._reader is None:
+            self._reader = self.engine.connect()
+        try:
+            yield self._reader
+        finally:
+            self._reader.rollback()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
     def _index(self, record: OrderRecord) -> None:
         self.orders[record.client_order_id] = record
         self.by_request[(record.strategy, record.request_id)] = record
@@ -140,7 +158,7 @@ class Journal:
         record = self.orders.get(client_order_id)
         if record is not None:
             return record
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(orders_table).where(orders_table.c.client_order_id == client_order_id)).first()
             if row is None:
                 return None
@@ -159,7 +177,7 @@ class Journal:
         record = self.by_request.get((strategy, request_id))
         if record is not None or recent_only:
             return record
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             cid = conn.execute(
                 select(orders_table.c.client_order_id).where(orders_table.c.strategy == strategy, orders_table.c.request_id == request_id)
             ).scalar()
