@@ -12,7 +12,7 @@ from host.trading.errors import TradingError
 SCHEDULE = "*/15 * * * * *"  # six fields: seconds first
 TIMEZONE = "Europe/London"
 TIMEOUT = 10
-PARAMS = {"instrument": "EUR_USD", "fast": 5, "slow": 20, "units": 1000}
+PARAMS = {"instrument": "EUR_USD", "fast": 3, "slow": 8, "units": 1000}
 
 
 def _sma(values, length):
