@@ -598,12 +598,12 @@ def test_start_while_a_stop_is_in_flight_rearms_the_strategy(host: Host) -> None
 
 
 def test_continuous_turned_manual_during_backoff_does_not_run(host: Host) -> None:
-    host.write_strategy("switcher", FLAPPY.format(failures=10).replace("RESTART_DELAY = 30", "RESTART_DELAY = 1.5"))
+    host.write_strategy("switcher", FLAPPY.format(failures=10).replace("RESTART_DELAY = 30", "RESTART_DELAY = 3"))
     host.start()
     host.wait_state("switcher", "backoff")
     host.write_strategy("switcher", "def run(ctx):\n    print('manual run')\n")
     host.wait_state("switcher", "idle", timeout=5)
-    time.sleep(2.5)
+    time.sleep(3.5)  # past the moment the backoff would have restarted it
     assert [run["trigger"] for run in host.runs("switcher")] == ["continuous"]
 
 
