@@ -85,6 +85,8 @@ class _Waiter:
     peer: bytes
     request_id: str
     op: str
+    strategy: str | None = None
+    run_id: int | None = None
 
 
 @dataclass
@@ -210,7 +212,6 @@ class Engine:
         """Requests answered when the broker call now running for an order returns."""
         self._deferred: dict[str, list[tuple[Caller, Request, float]]] = defaultdict(list)
         """Cancels and modifications that arrived while a broker call for their order was running."""
-        self._quotes: dict[tuple[str, str], Decimal] = {}
 
     # -- batch plumbing ----------------------------------------------------------------
 
@@ -300,6 +301,11 @@ class Engine:
         """Run one request's handler; every failure becomes a typed error reply and an audit row."""
         try:
             handler(self, caller, request, started)
+            if request.op in _READS:
+                self.audit.record(
+                    "request.read", {"op": request.op, "body": _trimmed(request.body)}, strategy=caller.strategy, run_id=caller.run_id,
+                    request_id=request.id, latency_us=int((time.perf_counter() - started) * 1e6),
+                )
         except (ArithmeticError, ValueError, TypeError, KeyError) as exc:
             # A bug or an input nobody foresaw: answered and recorded, never allowed to stop the router.
             log.exception("request %s %s failed", request.op, request.id)
@@ -554,7 +560,7 @@ class Engine:
 
     def _broker_read(self, caller: Caller, request: Request, started: float) -> None:
         adapter = self._adapter(request.body.get("broker"))
-        waiter = _Waiter(caller.peer, request.id, request.op)
+        waiter = _Waiter(caller.peer, request.id, request.op, caller.strategy, caller.run_id)
         if request.op == "account":
             call = BrokerCall(adapter.name, "account", None, adapter.account, waiter=waiter)
         else:
@@ -629,14 +635,21 @@ class Engine:
             waiter = call.waiter
             assert waiter is not None
             caller = Caller(waiter.peer, None, None)
+            response: dict[str, Any]
             if outcome.error is not None:
-                self._error(caller, waiter.request_id, _as_trading_error(outcome.error, call))
+                error = _as_trading_error(outcome.error, call)
+                response = {"error": error.to_dict()}
+                self._error(caller, waiter.request_id, error)
             else:
                 result = outcome.result
                 if call.op == "quote":
-                    self._quotes[(call.broker, result.instrument)] = result.mid
                     self.journal.last_price[(call.broker, result.instrument)] = result.mid
-                self._reply(caller, waiter.request_id, result.model_dump(mode="json"))
+                response = result.model_dump(mode="json")
+                self._reply(caller, waiter.request_id, response)
+            self.audit.record(
+                "broker.read", {"call": call.op, "broker": call.broker, "response": response}, strategy=waiter.strategy,
+                run_id=waiter.run_id, request_id=waiter.request_id, latency_us=int(outcome.latency * 1e6),
+            )
             return
         record = self.journal.get(call.client_order_id)
         assert record is not None
@@ -864,6 +877,9 @@ def _report_detail(report: ExecutionReport) -> dict[str, Any]:
 
 
 _Handler = Callable[[Engine, Caller, Request, float], None]
+
+_READS = frozenset({"order.get", "order.wait", "orders", "positions", "account", "quote", "ping", "status"})
+"""Requests that change nothing; each still leaves an audit row (a broker read also one for the call)."""
 
 _STRATEGY_HANDLERS: dict[str, _Handler] = {
     "order.place": Engine._place,

@@ -338,3 +338,24 @@ def test_halt_refuses_an_empty_strategy_name(router: RouterProc) -> None:
     with pytest.raises(ControlError, match="strategy must be"):
         call_admin(load_config(router.config), "halt", {"strategy": ""})
     assert place(router.client("sma"))["status"] == "FILLED"
+
+
+def test_orders_go_to_the_broker_they_name_or_the_default(router: RouterProc) -> None:
+    router.write_config("""
+        default_broker = "main"
+        [brokers.main]
+        type = "paper"
+        [brokers.small]
+        type = "paper"
+        starting_balance = 5000
+    """)
+    router.start()
+    client = router.client("sma")
+    assert place(client)["broker"] == "main"
+    assert place(client, {**MARKET, "broker": "small", "quantity": "100"})["broker"] == "small"
+    assert Decimal(client.call("account", {"broker": "small"})["balance"]) == 5000
+    assert Decimal(client.call("account", {})["balance"]) == 100000
+    rows = dict(router.query("SELECT broker, quantity FROM paper_positions"))
+    assert (Decimal(rows["main"]), Decimal(rows["small"])) == (1000, 100)
+    reads = router.query("SELECT count(*) FROM audit WHERE kind = 'broker.read' AND strategy = 'sma'")
+    assert reads == [(2,)]  # reads are audited too
