@@ -359,3 +359,21 @@ def test_orders_go_to_the_broker_they_name_or_the_default(router: RouterProc) ->
     assert (Decimal(rows["main"]), Decimal(rows["small"])) == (1000, 100)
     reads = router.query("SELECT count(*) FROM audit WHERE kind = 'broker.read' AND strategy = 'sma'")
     assert reads == [(2,)]  # reads are audited too
+
+
+def test_a_csv_replay_feed_is_read_relative_to_supervisor_toml(router: RouterProc) -> None:
+    (router.root / "quotes.csv").write_text(
+        "timestamp,instrument,bid,ask\n"
+        "2026-01-05T09:00:00Z,XAU_USD,2050.10,2050.60\n"
+        "2026-01-05T10:00:00Z,XAU_USD,2051.10,2051.60\n"
+    )
+    router.write_config("""
+        [brokers.paper]
+        type = "paper"
+        feed = { kind = "csv", path = "quotes.csv", speed = 1.0 }
+    """)
+    router.start()
+    client = router.client("gold")
+    quote = client.call("quote", {"instrument": "XAU_USD"})
+    assert (Decimal(quote["bid"]), Decimal(quote["ask"])) == (Decimal("2050.10"), Decimal("2050.60"))
+    assert Decimal(place(client, {**MARKET, "instrument": "XAU_USD", "quantity": "1"})["average_price"]) == Decimal("2050.60")
