@@ -19,10 +19,10 @@ from host.trading.tokens import RunTokens
 from .audit import AuditLog
 from .engine import BrokerCall, Engine, Outcome, run_now
 from .journal import Journal, TradingDays
-from .risk import RiskEngine, TradingState
+from .risk import RiskEngine
 from .server import RouterServer
 from .tables import metadata
-from .tradingstate import KEY, dump_states, restore_states
+from .tradingstate import restore_states
 
 __all__ = ["Router"]
 
@@ -51,11 +51,10 @@ class Router:
             database=self.database, adapters=self.adapters, default_broker=config.router.default_broker,
             risk=self.risk, audit=self.audit, journal=self.journal, tokens=RunTokens(key),
         )
-        self.engine.on_state_change = self._save_trading_state  # type: ignore[method-assign]
         self.server = RouterServer(
             self.engine, endpoint=config.router_endpoint, admin_endpoint=f"ipc://{config.router_admin_socket}", batch_max=config.router.batch_max,
         )
-        self.engine._schedule = self.server.schedule
+        self.engine.schedule = self.server.schedule
 
     # -- trading state ----------------------------------------------------------------------
 
@@ -63,9 +62,6 @@ class Router:
         with self.database.connect() as conn:
             restore_states(conn, self.risk)
 
-    def _save_trading_state(self, strategy: str | None, state: TradingState) -> None:
-        """Persist every trading state in the batch transaction that audits the change."""
-        self.journal.put_state(KEY, dump_states(self.risk))
 
     # -- life cycle -----------------------------------------------------------------------------
 

@@ -49,6 +49,8 @@ from .audit import AuditLog
 from .journal import Journal
 from .records import OrderRecord, client_order_id
 from .risk import OrderIntent, RiskEngine, TradingState
+from .tradingstate import KEY as TRADING_STATE_KEY
+from .tradingstate import dump_states
 from .updates import apply_report, transition
 
 __all__ = ["Caller", "Engine", "run_now"]
@@ -97,7 +99,6 @@ class BrokerCall:
     op: str
     client_order_id: str | None
     make: Callable[[], Coroutine[Any, Any, Any]]
-    started: float = 0.0
     waiter: _Waiter | None = None
 
 
@@ -198,7 +199,8 @@ class Engine:
         self.journal = journal
         self.tokens = tokens
         self.clock = clock
-        self._schedule = schedule
+        self.schedule = schedule
+        """Runs a callback after a delay on the loop that drives the engine; None means no timers (tests)."""
         self.stats = _Stats()
         self.failed = False
         """Set when a commit failed; nothing more may be written."""
@@ -516,12 +518,12 @@ class Engine:
         timeout = request.body.get("timeout", 30.0)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 <= timeout <= 86400:
             raise InvalidRequest(f"timeout must be a number of seconds between 0 and 86400, got {timeout!r}")
-        if record.is_terminal or timeout == 0 or self._schedule is None:
+        if record.is_terminal or timeout == 0 or self.schedule is None:
             self._answer_order(caller.peer, request.id, "order.wait", record)
             return
         waiter = _Waiter(caller.peer, request.id, "order.wait")
         self._waiting[record.client_order_id].append(waiter)
-        self._schedule(float(timeout), lambda: self._wait_expired(record.client_order_id, waiter))
+        self.schedule(float(timeout), lambda: self._wait_expired(record.client_order_id, waiter))
 
     def _wait_expired(self, cid: str, waiter: _Waiter) -> None:
         waiters = self._waiting.get(cid)
@@ -588,13 +590,11 @@ class Engine:
             raise InvalidRequest(f"strategy must be a strategy name, got {strategy!r}")
         before = self.risk.state if strategy is None else self.risk.state_of(strategy)
         self.risk.set_state(state, strategy)
-        self.on_state_change(strategy, state)
+        self.journal.put_state(TRADING_STATE_KEY, dump_states(self.risk))  # committed with the audit row below
         scope = "global" if strategy is None else strategy
         self.audit.record("operator." + request.op, {"scope": scope, "from": str(before), "to": str(state), "reason": request.body.get("reason")}, strategy=strategy, request_id=request.id)
         self._reply(caller, request.id, {"scope": scope, "state": str(state), "previous": str(before)})
 
-    def on_state_change(self, strategy: str | None, state: TradingState) -> None:
-        """Persist a trading-state change; replaced by the router application."""
 
     def _status(self, caller: Caller, request: Request, started: float) -> None:
         self._reply(caller, request.id, self.status())
@@ -756,10 +756,10 @@ class Engine:
             return
         cid = record.client_order_id
         call = BrokerCall(adapter.name, "lookup", cid, partial(adapter.lookup, cid))
-        if self._schedule is None or delay <= 0:
+        if self.schedule is None or delay <= 0:
             self._calls.append(call)
         else:
-            self._schedule(delay, lambda: self._calls.append(call))
+            self.schedule(delay, lambda: self._calls.append(call))
 
     def _never_received(self, record: OrderRecord, outcome: Outcome) -> None:
         """A lookup found nothing: a SUBMITTED order never reached the broker. It is not sent again."""
