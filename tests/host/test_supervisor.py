@@ -236,7 +236,11 @@ def test_supervisor_sigkill_then_restart(host: Host) -> None:
     host.wait_state("every", "running", timeout=5)
     host.kill()
     # Parent-death signals take the fork server, every run and their descendants down at once.
-    wait_for(lambda: not host.host_processes(), 5, message="every run process and descendant to die with the supervisor")
+    try:
+        wait_for(lambda: not host.host_processes(), 10, message="every run process and descendant to die with the supervisor")
+    except AssertionError:
+        survivors = [(p.pid, p.status(), " ".join(p.cmdline())[:80]) for p in host.host_processes()]
+        raise AssertionError(f"still alive 10 s after the supervisor was killed: {survivors}") from None
     host.start()
     # Leftover grandchildren of the killed host were cleaned up on start.
     time.sleep(0.5)
