@@ -189,16 +189,28 @@ def _sweep_strays(children: dict[int, int]) -> None:
             _signal_group(pid, signal.SIGKILL)
 
 
-def _kill_descendants(timeout: float = 5.0) -> None:
-    """Kill every process that is still our child (runs and re-parented strays) and reap them.
+def _kill_descendants(runs: list[int], timeout: float = 5.0) -> None:
+    """Kill every run's process group, then every process still our child (re-parented strays), and reap them.
 
-    Killing a process re-parents its children to us, so repeat until none are left.
+    Killing a process re-parents its children to us, and that can lag the kill:
+    keep looking until none has appeared for a moment, not just until the first
+    empty look.
     """
+    for pid in runs:
+        _signal_group(pid, signal.SIGKILL)
     deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
     while time.monotonic() < deadline:
         mine = _children_of(os.getpid())
         if not mine:
-            return
+            now = time.monotonic()
+            if quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since > 0.05:
+                return
+            time.sleep(0.005)
+            continue
+        quiet_since = None
         for pid in mine:
             _signal_group(pid, signal.SIGKILL)
         while True:
@@ -268,7 +280,7 @@ def serve(sock: socket.socket, preload: list[str]) -> None:
             if sock in ready and not _receive(sock, outbox, (wake_r, wake_w), children):
                 return
     finally:
-        _kill_descendants()
+        _kill_descendants(list(children))
 
 
 def _receive(sock: socket.socket, outbox: _Outbox, wakeup: tuple[int, int], children: dict[int, int]) -> bool:

@@ -239,7 +239,7 @@ def test_supervisor_sigkill_then_restart(host: Host) -> None:
     try:
         wait_for(lambda: not host.host_processes(), 10, message="every run process and descendant to die with the supervisor")
     except AssertionError:
-        survivors = [(p.pid, p.status(), " ".join(p.cmdline())[:80]) for p in host.host_processes()]
+        survivors = [(p.pid, p.ppid(), os.getpgid(p.pid), p.status(), round(time.time() - p.create_time(), 2), p.environ().get("TRADEHOST_STRATEGY")) for p in host.host_processes()]
         raise AssertionError(f"still alive 10 s after the supervisor was killed: {survivors}") from None
     host.start()
     # Leftover grandchildren of the killed host were cleaned up on start.
