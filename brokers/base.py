@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -118,6 +118,9 @@ class AdapterServices:
     """Wall-clock seconds since the epoch; tests may substitute it."""
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("tradehost.broker"))
     state_dir: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """This broker's credentials (field → value), decrypted by the router from its credential
+    store; never written to a log, the audit trail or a strategy process."""
 
 
 class BrokerAdapter(ABC):
@@ -130,6 +133,9 @@ class BrokerAdapter(ABC):
 
     type_name: ClassVar[str]
     Options: ClassVar[type[AdapterOptions]] = AdapterOptions
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+    """Credentials the adapter needs (``tradehost credentials set NAME FIELD``); the router
+    refuses to start it while one is missing."""
 
     atomic: bool = False
     """True for an adapter whose whole book lives in the router's database and

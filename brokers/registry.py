@@ -16,10 +16,18 @@ ENTRY_POINT_GROUP = "tradehost.brokers"
 
 _BUILT_IN: dict[str, str] = {
     "paper": "brokers.paper.adapter:PaperBroker",
+    "oanda": "brokers.oanda.adapter:OandaBroker",
+    "coinbase": "brokers.coinbase.adapter:CoinbaseBroker",
+    "binance": "brokers.binance.adapter:BinanceBroker",
+    "ibkr": "brokers.ibkr.adapter:IbkrBroker",
 }
 _BUILT_IN_OPTIONS: dict[str, str] = {
     # Validating supervisor.toml needs only these; importing an adapter would load its whole stack.
     "paper": "brokers.paper.options:PaperOptions",
+    "oanda": "brokers.oanda.options:OandaOptions",
+    "coinbase": "brokers.coinbase.options:CoinbaseOptions",
+    "binance": "brokers.binance.options:BinanceOptions",
+    "ibkr": "brokers.ibkr.options:IbkrOptions",
 }
 
 

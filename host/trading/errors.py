@@ -43,6 +43,7 @@ __all__ = [
     "ServiceUnavailable",
     "TradingError",
     "Unauthorized",
+    "error_for",
     "error_from_dict",
 ]
 
@@ -163,6 +164,11 @@ class NotSupported(TradingError):
 
 
 _BY_CODE: dict[str, type[TradingError]] = {cls.code: cls for cls in TradingError.__subclasses__()}
+
+
+def error_for(code: ErrorCode | str, message: str, **details: Any) -> TradingError:
+    """The typed error for a standard code (adapters map broker codes to these)."""
+    return _BY_CODE.get(str(code), InvalidRequest)(message, **details)
 
 
 def error_from_dict(data: dict[str, Any]) -> TradingError:
