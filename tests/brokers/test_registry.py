@@ -59,5 +59,5 @@ def test_bad_entry_points_and_unknown_types_are_config_errors(installed: Path) -
         adapter_class("bogus")
     with pytest.raises(ConfigError, match="cannot be loaded"):
         adapter_class("missing")
-    with pytest.raises(ConfigError, match="unknown broker type 'nope'; known types: acme, bogus, missing, paper"):
+    with pytest.raises(ConfigError, match="unknown broker type 'nope'; known types: acme, binance, bogus, coinbase, ibkr, missing, oanda, paper"):
         adapter_class("nope")
