@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import reports
+from .credentials import cli as credentials_cli
 from .commands import REGISTRY
 from .config import CONFIG_ENV, Config, load_config, load_config_for_control
 from .errors import ConfigError, ControlError, TradehostError
@@ -65,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     for verb in (halt, resume):
         verb.add_argument("--json", action="store_true", help="print the result as JSON")
     reports.add_verbs(verbs, common)
+    credentials_cli.add_verb(verbs, common)
+    brokers = verbs.add_parser("brokers", parents=[common], help="each configured broker: type, environment, connected, last call latency, capabilities")
+    brokers.add_argument("--json", action="store_true", help="print a JSON array, one object per broker")
     return parser
 
 
@@ -98,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _trading_state(config, args)
         if args.verb in reports.VERBS:
             return reports.handle(config, args)
+        if args.verb == "credentials":
+            return credentials_cli.handle(config, args)
+        if args.verb == "brokers":
+            return _brokers(config, args.json)
         return _control(config, args)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -149,6 +157,14 @@ def _trading_state(config: Config, args: argparse.Namespace) -> int:
     else:
         note = f" ({result['router']})" if "router" in result else ""
         print(f"{result['scope']}: {result['previous']} → {result['state']}{note}")
+    return 0
+
+
+def _brokers(config: Config, as_json: bool) -> int:
+    from .router.admin import broker_status, render_brokers
+
+    rows = broker_status(config)
+    print(json.dumps(rows, indent=2) if as_json else render_brokers(rows))
     return 0
 
 

@@ -318,12 +318,18 @@ def _read_text(path: Path) -> str:
         raise StrategyFileError(f"file is not valid UTF-8 (byte 0x{data[error.start]:02x})", path=where, line=line) from None
 
 
+EXTERNAL_OWNER = "EXTERNAL"
+"""The router books orders and positions nobody here placed under this name (host.router.reconcile)."""
+
+
 def _check_name(source: StrategySource) -> None:
     where = str(source.path)
     if not source.name.isidentifier():
         raise StrategyFileError(f"name {source.name!r} is not a Python identifier", path=where)
     if keyword.iskeyword(source.name):
         raise StrategyFileError(f"name {source.name!r} is a Python keyword", path=where)
+    if source.name == EXTERNAL_OWNER:
+        raise StrategyFileError(f"name {source.name!r} is reserved for orders and positions no strategy placed", path=where)
     if source.conflict is not None:
         raise StrategyFileError(f"two definitions: {source.name}.py and {source.name}/__init__.py", path=where)
 

@@ -18,6 +18,7 @@ import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -42,7 +43,7 @@ from host.trading.model import (
 )
 from host.trading.states import OrderStatus
 
-from .execution import PaperOrder, commission, match, next_utc_midnight, order_to_report, slippage, slipped_price
+from .execution import PaperOrder, commission, order_to_request, match, next_utc_midnight, order_to_report, slippage, slipped_price
 from .feed import CsvReplayFeed, Feed, FeedQuote, RandomWalkFeed, WalkSpec, infer_tick, read_quotes_csv
 from .ledger import FLAT, Balance, Holding, apply_fill, average_price, book, cash, exposure, is_increase, unrealised
 from .options import CsvFeedOptions, InstrumentSpec, NoSlippage, PaperOptions, conversion_pair
@@ -300,7 +301,8 @@ class PaperBroker(BrokerAdapter):
         if self._latency:
             await asyncio.sleep(self._latency)
         now = self._clock()
-        return [self._report(po, po.fills, now) for po in self._working.values()]
+        # With its terms, so a router that lost its own record can still book the order (reconciliation).
+        return [replace(self._report(po, po.fills, now), terms=order_to_request(po)) for po in self._working.values()]
 
     async def positions(self) -> list[Position]:
         """Account-level positions (open, or flat with realised P&L), marked at the current mid.

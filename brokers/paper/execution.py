@@ -200,7 +200,7 @@ class PaperOrder:
 
 
 def order_to_request(order: PaperOrder) -> OrderRequest:
-    """What a broker-made order (a bracket child) is, for a router that has not seen it."""
+    """What an order is, for a router that has not seen it (a bracket child; any working order when reconciling)."""
     return OrderRequest(
         instrument=order.instrument,
         side=Side.BUY if order.side > 0 else Side.SELL,

@@ -12,11 +12,14 @@ from sqlalchemy import create_engine, event
 from brokers.base import AdapterServices, BrokerAdapter
 from brokers.registry import adapter_class
 from host.config import Config
+from host.credentials.service import CredentialService
 from host.store import _sqlite_pragmas
 from host.trading.states import OrderStatus
 from host.trading.tokens import RunTokens
 
 from .audit import AuditLog
+from .checkpoint import Checkpointer
+from .reconcile import EXTERNAL, reconcile
 from .engine import BrokerCall, Engine, Outcome, run_now
 from .journal import Journal, TradingDays
 from .risk import RiskEngine
@@ -39,6 +42,8 @@ class Router:
         self.database = create_engine(config.database_url)
         if self.database.dialect.name == "sqlite":
             event.listen(self.database, "connect", _sqlite_pragmas)
+        self.checkpointer = Checkpointer(self.database)
+        self.checkpointer.install()
         metadata.create_all(self.database)
         self.risk = RiskEngine(config.risk)
         self._load_trading_state()
@@ -68,17 +73,22 @@ class Router:
     async def start(self) -> None:
         """Start the adapters and settle every order left in flight, before taking any request."""
         self.journal.load(time.time())
+        credentials = CredentialService(self.database, self.audit, self.config.host.state_dir, self.config.brokers)
+        self.engine.credentials = credentials.apply
+        secrets = credentials.load_secrets()  # refuses to start while any broker lacks a credential
         for name, entry in self.config.brokers.items():
             cls = adapter_class(entry.type)
             services = AdapterServices(
                 engine=self.database, emit=self.server.emit(name), clock=time.time,
                 logger=logging.getLogger(f"tradehost.broker.{name}"), state_dir=str(self.config.host.state_dir),
+                secrets=secrets[name],
             )
             adapter = cls(name, entry.options, services)
             await adapter.start()
             self.adapters[name] = adapter
             log.info("broker %s (%s) started: %d instruments", name, entry.type, len(adapter.capabilities.instruments))
         await self._recover()
+        await self._reconcile()
         self.audit.record("router.start", {
             "brokers": [a.describe() for a in self.adapters.values()], "trading_state": str(self.risk.state),
             "open_orders": len(self.journal.open_orders()),
@@ -106,6 +116,23 @@ class Router:
             log.info("recovery: looked up %d order(s) left in flight or working", len(pending))
             self.engine.commit()
 
+    async def _reconcile(self) -> None:
+        """Pull each broker's open orders and positions before serving (see :mod:`.reconcile`)."""
+        for adapter in self.adapters.values():
+            try:
+                result = await reconcile(adapter, self.engine)
+            except Exception as exc:  # an unreachable broker must not keep the others from trading
+                log.warning("broker %s: startup reconciliation failed: %s", adapter.name, exc)
+                self.audit.record("reconcile.failed", {"broker": adapter.name, "error": f"{type(exc).__name__}: {exc}"[:500]})
+                continue
+            self.audit.record("reconcile", result.to_dict())
+            if result.external_orders or result.positions or result.unidentified:
+                log.warning(
+                    "broker %s: %d order(s) and %d position(s) nobody here placed, recorded as %s; %d working order(s) could not be identified",
+                    adapter.name, len(result.external_orders), len(result.positions), EXTERNAL, len(result.unidentified),
+                )
+        self.engine.commit()
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -130,5 +157,6 @@ class Router:
                     log.exception("broker %s did not stop cleanly", adapter.name)
             self.engine.close()
             self.server.close()
+            self.checkpointer.stop()
             self.database.dispose()
         return 0

@@ -25,9 +25,10 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from json import encoder as _json_encoder
 from time import time as _now
 from typing import Any
+
+import orjson
 
 from sqlalchemy import Connection, Engine, Row, bindparam, inspect, insert, select, update
 
@@ -69,23 +70,28 @@ class AuditError(TradehostError):
 # ---------------------------------------------------------------- pure: encoding and hashing
 
 
-def _make_detail_encoder() -> Any:
-    # json.dumps builds a new encoder on every call; building the C encoder once halves the cost
-    # of the hot path. The output is byte-for-byte what json.dumps gives with the same options.
-    make_encoder = getattr(_json_encoder, "c_make_encoder", None)
-    if make_encoder is not None:
-        make = make_encoder(None, str, _json_encoder.encode_basestring, None, ":", ",", True, False, True)
-        return lambda obj: "".join(make(obj, 0))
-    return json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False).encode
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
-_encode: Callable[[dict[str, Any]], str] = _make_detail_encoder()
+def _json_dumps(detail: dict[str, Any]) -> str:
+    return json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def _encode(detail: dict[str, Any]) -> str:
+    # orjson is several times faster than json on the hot path; where it refuses (an integer past
+    # 64 bits, a lone surrogate, a non-string key) json gives the same canonical text.
+    try:
+        return orjson.dumps(detail, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return _json_dumps(detail)
 
 
 def encode_detail(detail: Mapping[str, Any]) -> str:
     """Return ``detail`` as canonical JSON text: sorted keys, no spaces, Decimal and datetime as strings.
 
-    Equal to ``json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)``.
+    Without floats it equals ``json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str,
+    ensure_ascii=False)``; a float is written in its shortest round-trip form (``1e-07`` as ``1e-7``).
+    The hash covers the stored text, so verifying never depends on encoding the same way again.
     """
     return _encode(detail if type(detail) is dict else dict(detail))
 
@@ -254,13 +260,13 @@ class AuditLog:
     def _write_rows(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         base_seq, base_hash = rows[0][_SEQ] - 1, rows[0][_PREV]
         head = (rows[-1][_SEQ], rows[-1][_HASH], HEAD_ID, base_seq, base_hash)
-        if not conn.exec_driver_sql(self._move_head.sql, self._move_head.params([head])[0]).rowcount:
+        if not self._move_head.run(conn, [head]).rowcount:
             if base_seq != 0:
                 raise AuditError(
                     f"audit_head is no longer at row {base_seq}: another writer appended, or a failed commit was not discarded"
                 )
-            conn.exec_driver_sql(self._insert_head.sql, self._insert_head.params([head])[0])  # the first rows ever
-        conn.exec_driver_sql(self._insert_rows.sql, self._insert_rows.params(rows))
+            self._insert_head.run(conn, [head])  # the first rows ever
+        self._insert_rows.run(conn, rows)
 
     def write(self) -> int:
         """Flush in a transaction of its own and commit it; discard the records if that fails."""

@@ -26,6 +26,7 @@ from sqlalchemy import Connection
 from sqlalchemy import Engine as SqlEngine
 
 from brokers.base import BrokerAdapter, ExecutionReport, OutcomeUnknown
+from host.errors import TradehostError
 from host.trading.errors import (
     ConnectionFailed,
     ErrorCode,
@@ -47,6 +48,7 @@ from host.trading.wire import Request, decode_request, describe_validation_error
 
 from .audit import AuditLog
 from .journal import Journal
+from .reconcile import EXTERNAL
 from .records import OrderRecord, client_order_id
 from .risk import OrderIntent, RiskEngine, TradingState
 from .tradingstate import KEY as TRADING_STATE_KEY
@@ -204,6 +206,10 @@ class Engine:
         self.stats = _Stats()
         self.failed = False
         """Set when a commit failed; nothing more may be written."""
+        self.credentials: Callable[[dict[str, Any], str | None], dict[str, Any]] | None = None
+        """Runs an operator's ``credentials`` request (commits it with its audit row; raises TradehostError if refused)."""
+        self.last_call: dict[str, tuple[float, float]] = {}
+        """Per broker: the latest call's latency in seconds and when it finished (``tradehost brokers``)."""
         self._conn: Connection | None = None
         self._replies: list[Reply] = []
         self._admin_replies: list[Reply] = []
@@ -599,6 +605,27 @@ class Engine:
     def _status(self, caller: Caller, request: Request, started: float) -> None:
         self._reply(caller, request.id, self.status())
 
+    def _brokers(self, caller: Caller, request: Request, started: float) -> None:
+        described = []
+        for adapter in self.adapters.values():
+            latency, at = self.last_call.get(adapter.name, (None, None))
+            described.append(adapter.describe() | {"last_call_ms": None if latency is None else round(latency * 1000, 3), "last_call_at": at})
+        self._reply(caller, request.id, described)
+
+    def _credentials(self, caller: Caller, request: Request, started: float) -> None:
+        """A credential change commits alone with its audit row, after what this batch holds so far."""
+        # Every refusal is answered here: _run would copy the request body, value included, into the audit trail.
+        if self.credentials is None:
+            self._error(caller, request.id, InvalidRequest("this router keeps no credential store"))
+            return
+        self.commit()
+        try:
+            result = self.credentials(request.body, request.id)
+        except TradehostError as exc:
+            self._error(caller, request.id, InvalidRequest(str(exc)))
+            return
+        self._reply(caller, request.id, result)
+
     def status(self) -> dict[str, Any]:
         return {
             "trading_state": str(self.risk.state),
@@ -631,6 +658,7 @@ class Engine:
     def complete(self, outcome: Outcome) -> None:
         """Apply a finished broker call: update the order, audit it, answer who waits for it."""
         call = outcome.call
+        self.last_call[call.broker] = (outcome.latency, self.clock())
         if call.client_order_id is None:
             waiter = call.waiter
             assert waiter is not None
@@ -735,6 +763,26 @@ class Engine:
         record.parent = parent.client_order_id
         transition(record, OrderStatus.SUBMITTED)
         self.journal.add(record)
+        return record
+
+    def record_external(self, broker: str, client_order_id: str, report: ExecutionReport) -> OrderRecord | None:
+        """Record a working order no strategy placed under EXTERNAL; None if the broker gave no terms to record."""
+        if report.terms is None:
+            self.audit.record("order.unknown", {"broker": broker, "response": _report_detail(report)}, client_order_id=report.client_order_id or None)
+            return None
+        now = self.clock()
+        day = self.journal.trading_day(now)
+        record = OrderRecord.from_request(
+            report.terms, client_order_id=client_order_id, strategy=EXTERNAL, request_id=client_order_id,
+            day=day, seq=0, run_id=None, broker=broker, now=now,
+        )
+        transition(record, OrderStatus.SUBMITTED)
+        self.journal.add(record)
+        applied = self._apply(record, report)
+        self.audit.record(
+            "order.external", {"response": _report_detail(report), "transition": [str(applied.before), str(applied.after)]},
+            strategy=EXTERNAL, client_order_id=client_order_id,
+        )
         return record
 
     def _apply(self, record: OrderRecord, report: ExecutionReport) -> Any:
@@ -878,7 +926,7 @@ def _report_detail(report: ExecutionReport) -> dict[str, Any]:
 
 _Handler = Callable[[Engine, Caller, Request, float], None]
 
-_READS = frozenset({"order.get", "order.wait", "orders", "positions", "account", "quote", "ping", "status"})
+_READS = frozenset({"order.get", "order.wait", "orders", "positions", "account", "quote", "ping", "status", "brokers"})
 """Requests that change nothing; each still leaves an audit row (a broker read also one for the call)."""
 
 _STRATEGY_HANDLERS: dict[str, _Handler] = {
@@ -899,4 +947,6 @@ _ADMIN_HANDLERS: dict[str, _Handler] = {
     "resume": Engine._resume,
     "status": Engine._status,
     "ping": Engine._ping,
+    "brokers": Engine._brokers,
+    "credentials": Engine._credentials,
 }

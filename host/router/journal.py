@@ -63,6 +63,11 @@ class Journal:
         self.orders: dict[str, OrderRecord] = {}
         self.by_request: dict[tuple[str, str], OrderRecord] = {}
         self.positions: dict[tuple[str, str, str], StrategyPosition] = {}
+        # Kept alongside so a risk check costs the same with 10 positions or 10,000.
+        self._net: dict[tuple[str, str], Decimal] = {}
+        """(broker, instrument) → the net of every strategy's position."""
+        self._keys_of: dict[str, set[tuple[str, str, str]]] = {}
+        """strategy → its position keys."""
         self.day = ""
         self.day_realised: dict[str, Decimal] = defaultdict(lambda: ZERO)
         self.last_price: dict[tuple[str, str], Decimal] = {}
@@ -106,7 +111,7 @@ class Journal:
             ):
                 self._seq[(strategy, day)] = int(seq)
             for p in conn.execute(select(strategy_positions_table)):
-                self.positions[(p.strategy, p.broker, p.instrument)] = StrategyPosition(Decimal(p.quantity), Decimal(p.average_price), Decimal(p.realised_pnl))
+                self._put_position((p.strategy, p.broker, p.instrument), StrategyPosition(Decimal(p.quantity), Decimal(p.average_price), Decimal(p.realised_pnl)))
             # Today's realised P&L per strategy, from its fills since the trading day began (two days back covers any day_start).
             for f in conn.execute(select(fills_table.c.strategy, fills_table.c.realised_pnl, fills_table.c.commission, fills_table.c.at).where(fills_table.c.at >= now - 2 * 86400)):
                 if self.trading_day(f.at) == self.day:
@@ -209,9 +214,11 @@ class Journal:
         key = (record.strategy, record.broker, record.instrument)
         position = self.positions.get(key)
         if position is None:
-            position = self.positions[key] = StrategyPosition()
+            position = self._put_position(key, StrategyPosition())
         signed = fill.quantity if record.side.sign > 0 else -fill.quantity
         position.quantity, position.average_price, realised = apply_fill(position.quantity, position.average_price, signed, fill.price)
+        net = (record.broker, record.instrument)
+        self._net[net] = self._net.get(net, ZERO) + signed
         self._fill_rows[-1]["realised_pnl"] = str(realised)
         position.realised_pnl += realised - fill.commission
         self._dirty_positions.add(key)
@@ -224,19 +231,36 @@ class Journal:
             self.day_realised[record.strategy] += realised - fill.commission
         return realised
 
+    def set_position(self, strategy: str, broker: str, instrument: str, quantity: Decimal, average_price: Decimal) -> None:
+        """Replace a position outright (reconciliation books what the broker holds and no fill explains)."""
+        key = (strategy, broker, instrument)
+        current = self.positions.get(key) or StrategyPosition()
+        self._put_position(key, StrategyPosition(quantity, average_price if quantity else ZERO, current.realised_pnl))
+        self._dirty_positions.add(key)
+
+    def _put_position(self, key: tuple[str, str, str], position: StrategyPosition) -> StrategyPosition:
+        strategy, broker, instrument = key
+        old = self.positions.get(key)
+        self.positions[key] = position
+        self._net[(broker, instrument)] = self._net.get((broker, instrument), ZERO) + position.quantity - (old.quantity if old else ZERO)
+        self._keys_of.setdefault(strategy, set()).add(key)
+        return position
+
     def position(self, strategy: str, broker: str, instrument: str) -> Decimal:
         p = self.positions.get((strategy, broker, instrument))
         return ZERO if p is None else p.quantity
 
     def global_position(self, broker: str, instrument: str) -> Decimal:
-        return sum((p.quantity for (s, b, i), p in self.positions.items() if b == broker and i == instrument), ZERO)
+        return self._net.get((broker, instrument), ZERO)
 
     def unrealised(self, strategy: str | None) -> Decimal:
         """Unrealised P&L of a strategy's positions (all strategies for None), at the last known prices."""
         total = ZERO
-        for (s, broker, instrument), p in self.positions.items():
-            if p.quantity and (strategy is None or s == strategy):
-                mark = self.last_price.get((broker, instrument))
+        keys = self.positions.keys() if strategy is None else self._keys_of.get(strategy, ())
+        for key in keys:
+            p = self.positions[key]
+            if p.quantity:
+                mark = self.last_price.get((key[1], key[2]))
                 if mark is not None:
                     total += (mark - p.average_price) * p.quantity
         return total

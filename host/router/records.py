@@ -22,9 +22,20 @@ __all__ = ["OrderRecord", "client_order_id", "day_of", "record_from_row", "recor
 ZERO = Decimal(0)
 
 
+_DAY = 86_400.0
+_day_cache: tuple[float, float, str] = (0.0, -1.0, "")
+
+
 def day_of(now: float) -> str:
     """The UTC calendar day of an epoch time, ``YYYYMMDD``."""
-    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%d")
+    global _day_cache
+    start, end, text = _day_cache
+    if start <= now < end:  # every order asks; the answer changes once a day
+        return text
+    text = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%d")
+    start = now - now % _DAY  # UTC days are 86,400 epoch seconds: there are no leap seconds in epoch time
+    _day_cache = (start, start + _DAY, text)
+    return text
 
 
 def client_order_id(strategy: str, day: str, seq: int) -> str:
@@ -107,7 +118,7 @@ class OrderRecord:
 
     def to_model(self) -> Order:
         """The immutable Order an adapter receives (built without re-validating known-good fields)."""
-        return Order.model_construct(**self._fields(), fills=tuple(self.fills))
+        return Order.model_construct(set(_ORDER_FIELDS), **self._fields(), fills=tuple(self.fills))
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON-ready form a strategy receives."""
@@ -133,6 +144,9 @@ class OrderRecord:
             "average_price": self.average_price, "commission": self.commission, "error": self.error,
             "created_at": _utc(self.created_at), "updated_at": _utc(self.updated_at),
         }
+
+
+_ORDER_FIELDS = frozenset(Order.model_fields)
 
 
 def record_to_row(record: OrderRecord) -> dict[str, Any]:

@@ -32,6 +32,8 @@ __all__ = ["RouterServer"]
 
 log = logging.getLogger("tradehost.router")
 
+_POLLIN = int(zmq.POLLIN)
+
 
 def _bind(sock: zmq.Socket[bytes], endpoint: str) -> None:
     if endpoint.startswith("ipc://"):
@@ -51,7 +53,9 @@ class RouterServer:
         self.admin_endpoint = admin_endpoint
         self.batch_max = batch_max
         self._events: deque[Callable[[], None]] = deque()
-        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._turn_due = False
+        self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._context = zmq.Context()
@@ -71,9 +75,9 @@ class RouterServer:
     # -- what the engine and adapters call ----------------------------------------------------
 
     def post(self, event: Callable[[], None]) -> None:
-        """Queue work for the next batch and wake the loop (call from the loop's thread)."""
+        """Queue work for the next batch (call from the loop's thread)."""
         self._events.append(event)
-        self._wake.set()
+        self._want_turn()
 
     def schedule(self, delay: float, event: Callable[[], None]) -> None:
         asyncio.get_running_loop().call_later(delay, self.post, event)
@@ -86,25 +90,24 @@ class RouterServer:
 
     def request_stop(self) -> None:
         self._stopping = True
-        self._wake.set()
+        self._stopped.set()
 
     async def serve(self) -> None:
-        """Answer requests until :meth:`request_stop`."""
+        """Answer requests until :meth:`request_stop`.
+
+        A socket becoming readable runs a batch straight from the loop's reader
+        callback, with no task switch in between; a batch that leaves work behind
+        (a full batch, events it posted) asks for another turn with ``call_soon``,
+        so broker tasks and timers run between full batches.
+        """
         _bind(self.sock, self.endpoint)
         _bind(self.admin, self.admin_endpoint)
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         for sock in (self.sock, self.admin):
-            loop.add_reader(sock.fileno(), self._wake.set)
+            loop.add_reader(sock.fileno(), self._run_turn)
+        self._want_turn()  # whatever arrived or was posted before the readers were in place
         try:
-            while not self._stopping:
-                self._turn()
-                if self._readable():
-                    await asyncio.sleep(0)  # let broker tasks and timers run between full batches
-                    continue
-                self._wake.clear()
-                if self._readable() or self._events:
-                    continue
-                await self._wake.wait()
+            await self._stopped.wait()
         finally:
             for sock in (self.sock, self.admin):
                 try:
@@ -121,13 +124,27 @@ class RouterServer:
 
     def _readable(self) -> bool:
         # The descriptors are edge-triggered: ask ZeroMQ, not the descriptor, whether more is queued.
-        return any(int(sock.get(zmq.EVENTS)) & zmq.POLLIN for sock in (self.sock, self.admin))
+        return bool(int(self.sock.get(zmq.EVENTS)) & _POLLIN or int(self.admin.get(zmq.EVENTS)) & _POLLIN)
+
+    def _want_turn(self) -> None:
+        if not self._turn_due and self._loop is not None and not self._stopping:
+            self._turn_due = True
+            self._loop.call_soon(self._run_turn)
+
+    def _run_turn(self) -> None:
+        self._turn_due = False
+        if self._stopping:
+            return
+        self._turn()
+        if self._events or self._readable():
+            self._want_turn()
 
     def _turn(self) -> None:
         """One batch: take messages and events, handle, commit, reply, dispatch."""
         engine = self.engine
         handled = 0
-        handled += self._drain(self.admin, admin=True, limit=64)
+        if int(self.admin.get(zmq.EVENTS)) & _POLLIN:  # rarely: spares an exception per batch
+            handled += self._drain(self.admin, admin=True, limit=64)
         handled += self._drain(self.sock, admin=False, limit=self.batch_max)
         events = self._events
         while events:

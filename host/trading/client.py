@@ -10,7 +10,6 @@ deadline the call raises :class:`~host.trading.errors.ConnectionFailed`.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import threading
 import time
@@ -20,7 +19,7 @@ from typing import Any
 import zmq
 
 from .errors import ConnectionFailed, error_from_dict
-from .wire import encode_request
+from .wire import decode_reply, encode_request
 
 __all__ = ["RouterClient"]
 
@@ -72,7 +71,7 @@ class RouterClient:
                 now = time.monotonic()
                 if now >= deadline:
                     self._reset()  # late answers must not be read as answers to the next call
-                    ops = sorted({json.loads(m)["op"] for m in pending.values()})
+                    ops = sorted({decode_reply(m)["op"] for m in pending.values()})
                     raise ConnectionFailed(f"the router at {self.endpoint} did not answer {', '.join(ops)} within {self.timeout if timeout is None else timeout:g} s")
                 if now >= next_resend:
                     for message in pending.values():
@@ -86,7 +85,7 @@ class RouterClient:
                         raw = socket.recv(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    reply = json.loads(raw)
+                    reply = decode_reply(raw)
                     rid = reply.get("id")
                     if rid not in pending:
                         continue  # the answer to an earlier re-send, already taken

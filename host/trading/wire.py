@@ -8,8 +8,9 @@
 
 ``id`` is the request id: a strategy that sends the same ``order.place`` id
 twice gets the same order back. Prices and quantities are decimal strings.
-Operator requests (``halt``, ``resume``, ``status``) use the same envelope on
-the router's owner-only admin socket, without a token.
+Operator requests (``halt``, ``resume``, ``status``, ``brokers``,
+``credentials``) use the same envelope on the router's owner-only admin
+socket, without a token.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from typing import Any, Literal
+
+import orjson
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,6 +32,7 @@ __all__ = [
     "STRATEGY_OPS",
     "Request",
     "decimal_text",
+    "decode_reply",
     "decode_request",
     "describe_validation_error",
     "encode_error",
@@ -45,12 +49,12 @@ STRATEGY_OPS = (
     "order.place", "order.cancel", "order.modify", "order.get", "order.wait",
     "orders", "positions", "account", "quote", "ping",
 )
-ADMIN_OPS = ("halt", "resume", "status")
+ADMIN_OPS = ("halt", "resume", "status", "brokers", "credentials")
 
 Op = Literal[
     "order.place", "order.cancel", "order.modify", "order.get", "order.wait",
     "orders", "positions", "account", "quote", "ping",
-    "halt", "resume", "status",
+    "halt", "resume", "status", "brokers", "credentials",
 ]
 
 
@@ -119,19 +123,35 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
+def _dumps(message: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(message, default=_default)
+    except TypeError:
+        # orjson refuses what json escapes (a lone surrogate in a request id, non-string keys): same JSON, slower.
+        return json.dumps(message, default=_default, separators=(",", ":")).encode()
+
+
 def encode_reply(request_id: str | None, result: Any) -> bytes:
-    return json.dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result}, default=_default, separators=(",", ":")).encode()
+    return _dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result})
 
 
 def encode_error(request_id: str | None, error: TradingError) -> bytes:
-    return json.dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": False, "error": error.to_dict()}, separators=(",", ":")).encode()
+    return _dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": False, "error": error.to_dict()})
 
 
 def encode_request(request_id: str, op: str, body: dict[str, Any], token: str | None = None) -> bytes:
     message: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id, "op": op, "body": body}
     if token is not None:
         message["token"] = token
-    return json.dumps(message, default=_default, separators=(",", ":")).encode()
+    return _dumps(message)
+
+
+def decode_reply(payload: bytes) -> Any:
+    """A reply's JSON (or any other JSON the router sends)."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return json.loads(payload)  # escaped lone surrogates, which orjson refuses
 
 
 def decimal_text(value: object, field: str) -> str | None:

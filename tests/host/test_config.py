@@ -17,7 +17,7 @@ from host.config import DEFAULT_SCRUB_ENV, Config, HostConfig, load_config, loca
 from host.errors import ConfigError, ScheduleError
 
 SPEC_SCRUB_ENV = [
-    "NOTIFY_SOCKET", "WATCHDOG_*", "LISTEN_*", "TRADEHOST_SECRET*", "*_API_KEY", "*_API_SECRET", "*_SECRET",
+    "NOTIFY_SOCKET", "WATCHDOG_*", "LISTEN_*", "TRADEHOST_SECRET*", "TRADEHOST_CREDENTIALS_KEY", "*_API_KEY", "*_API_SECRET", "*_SECRET",
     "*_SECRET_KEY", "*_TOKEN", "*_PASSWORD", "*_PASSPHRASE", "*_PRIVATE_KEY", "OANDA_*", "COINBASE_*",
     "BINANCE_*", "IBKR_*", "AWS_*",
 ]

@@ -120,6 +120,13 @@ def test_keyword_name_is_rejected(tmp_path: Path) -> None:
         load_strategy(discover(folder)["class"], defaults={}, overrides={})
 
 
+def test_the_name_of_external_orders_is_reserved(tmp_path: Path) -> None:
+    folder = tmp_path / "strategies"
+    write(folder / "EXTERNAL.py", "def run(): pass\n")
+    with pytest.raises(StrategyFileError, match="name 'EXTERNAL' is reserved for orders and positions no strategy placed"):
+        load_strategy(discover(folder)["EXTERNAL"], defaults={}, overrides={})
+
+
 def test_module_and_package_with_the_same_name_are_reported(tmp_path: Path) -> None:
     folder = tmp_path / "strategies"
     write(folder / "dup.py", "def run(): pass\n")

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, select
 
 from host.router.journal import Journal, StrategyPosition, TradingDays
@@ -128,6 +130,27 @@ def test_positions_are_per_strategy_broker_and_instrument(journal: Journal) -> N
     assert journal.position("a", "paper", "USD_JPY") == D("7")
     assert journal.position("zzz", "paper", "EUR_USD") == D("0")
     assert journal.global_position("paper", "EUR_USD") == D("3")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.sampled_from(["EUR_USD", "USD_JPY"]), st.sampled_from(list(Side)), st.integers(1, 9)), max_size=25),
+       st.integers(-5, 5))
+def test_net_positions_and_unrealised_match_a_recount(engine: Engine, trades: list[tuple[str, str, Side, int]], external: int) -> None:
+    journal = Journal(engine)
+    journal.load(NOW)
+    for n, (strategy, instrument, side, quantity) in enumerate(trades):
+        record = new_order(journal, strategy, f"h{n}", side, str(quantity), NOW, instrument=instrument)
+        execute(journal, record, f"h{n}", str(quantity), str(100 + n), at=NOW)
+    journal.set_position("EXTERNAL", "paper", "EUR_USD", D(external), D(1))
+    journal.set_position("EXTERNAL", "paper", "EUR_USD", D(external * 2), D(1))  # replaced, not added
+    journal.last_price.update({("paper", "EUR_USD"): D("101.5"), ("paper", "USD_JPY"): D("99")})
+    for instrument in ("EUR_USD", "USD_JPY", "GBP_USD"):
+        recount = sum((p.quantity for (s, b, i), p in journal.positions.items() if i == instrument), D(0))
+        assert journal.global_position("paper", instrument) == recount
+    for strategy in ("a", "b", "EXTERNAL", None):
+        expected = sum(((journal.last_price[(b, i)] - p.average_price) * p.quantity
+                        for (s, b, i), p in journal.positions.items() if strategy in (None, s)), D(0))
+        assert journal.unrealised(strategy) == expected
 
 
 def test_day_pnl_is_realised_after_commission_plus_unrealised(journal: Journal) -> None:

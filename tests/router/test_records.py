@@ -297,3 +297,9 @@ def test_row_round_trip_property(shared_engine: Engine, quantity: Decimal, price
     with shared_engine.begin() as conn:
         conn.execute(orders_table.delete())
     assert fields(round_trip(shared_engine, record)) == fields(record)
+
+
+@given(st.lists(st.floats(min_value=0, max_value=4e9, allow_nan=False), min_size=1, max_size=50))
+def test_day_of_is_the_utc_calendar_day_whatever_the_order_of_questions(moments: list[float]) -> None:
+    for moment in moments:  # the cached day must never answer for a moment outside it
+        assert day_of(moment) == datetime.fromtimestamp(moment, UTC).strftime("%Y%m%d")

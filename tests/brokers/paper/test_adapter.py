@@ -19,6 +19,7 @@ from brokers.paper import adapter as adapter_module
 from brokers.paper.tables import accounts_table, history_table, orders_table
 from brokers.registry import adapter_class
 from host.errors import ConfigError
+from host.sqlprep import Prepared
 from host.trading.errors import InsufficientFunds, InvalidInstrument, InvalidPrice, InvalidQuantity, OrderNotFound
 from host.trading.model import Order, OrderChanges, OrderType, Side, TimeInForce
 from host.trading.states import OrderStatus
@@ -709,12 +710,20 @@ def test_random_walk_continues_after_a_restart(tmp_path: Path) -> None:
     run(scenario)
 
 
-def test_persist_writes_only_what_changed(tmp_path: Path) -> None:
+def test_persist_writes_only_what_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    statements: list[str] = []
+    run_statement = Prepared.run
+
+    def spy(self: Prepared, conn: Any, rows: list[Any]) -> Any:
+        statements.append(self.sql)
+        return run_statement(self, conn, rows)
+
+    monkeypatch.setattr(Prepared, "run", spy)
+
     async def scenario() -> None:
         bench = Bench(tmp_path, feed=csv_feed(tmp_path, *FLAT_EURUSD))
         broker = await bench.start()
-        statements: list[str] = []
-        sqlalchemy.event.listen(bench.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        statements.clear()
         bench.persist()  # account and feed origin
         assert len([s for s in statements if "paper_" in s]) == 2
         statements.clear()
