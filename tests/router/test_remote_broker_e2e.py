@@ -1,0 +1,93 @@
+"""The router with a network broker: credentials from the store, startup reconciliation, an order to OANDA's wire format.
+
+The OANDA adapter talks to the local server of the OANDA contract tests, run
+in this test process; the router is a real ``tradehost router`` process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from host.trading.errors import InvalidQuantity
+from tests.brokers.oanda.server import ACCOUNT, TOKEN, FakeOanda, Reply, Script, fixture
+
+from .conftest import RouterProc
+
+
+@pytest.fixture
+def oanda() -> Iterator[FakeOanda]:
+    with FakeOanda() as server:
+        server.on("GET", "/summary", Reply(200, fixture("account_summary.json")))
+        server.on("GET", "/instruments", Reply(200, fixture("account_instruments.json")))
+        server.on("GET", "/pendingOrders", Reply(200, fixture("pending_orders.json")))
+        server.on("GET", "/openPositions", Reply(200, fixture("open_positions.json")))
+        server.on("GET", "/openTrades", Reply(200, fixture("open_trades.json")))
+        server.stream("/transactions/stream", Script())
+        server.stream("/pricing/stream", Script())
+        yield server
+
+
+def configure(router: RouterProc, oanda: FakeOanda) -> None:
+    router.write_config(f"""
+        default_broker = "fx"
+
+        [brokers.fx]
+        type = "oanda"
+        environment = "practice"
+        account_id = "{ACCOUNT}"
+        base_url = "{oanda.url}"
+        stream_url = "{oanda.url}"
+        timeout = 3.0
+        stream_transactions = false
+        stream_prices = false
+    """)
+
+
+def test_a_broker_without_its_credential_keeps_the_router_from_starting(router: RouterProc, oanda: FakeOanda) -> None:
+    configure(router, oanda)
+    router.start(wait=False)
+    assert router.process is not None and router.process.wait(20) != 0
+    assert "tradehost credentials set fx token" in router.stderr()
+    assert oanda.sent() == []  # nothing reached the broker without a token
+
+
+def test_orders_travel_to_oanda_with_our_client_id_and_the_stored_token(router: RouterProc, oanda: FakeOanda) -> None:
+    configure(router, oanda)
+    stored = router.cli("credentials", "set", "fx", "token", input=TOKEN + "\n")
+    assert stored.returncode == 0, stored.stderr
+    oanda.on("POST", "/orders", Reply(201, fixture("order_create_market_filled.json")), Reply(400, fixture("order_reject_units_limit.json")))
+    router.start()
+
+    # Startup reconciliation: OANDA's pending MARKET_IF_TOUCHED order and the positions nobody here placed.
+    external = router.query("SELECT client_order_id, status FROM orders WHERE strategy = 'EXTERNAL' ORDER BY client_order_id")
+    assert ("oanda-6350", "ACCEPTED") in external
+    assert ("sma_signal-20261122-000043", "ACCEPTED") in external  # an id in our format, but not in this journal
+    assert router.query("SELECT quantity FROM strategy_positions WHERE strategy = 'EXTERNAL' AND instrument = 'EUR_USD'") == [("10000",)]
+
+    client = router.client("trend")
+    order = client.call("order.place", {"instrument": "EUR_USD", "side": "BUY", "quantity": "10000", "type": "MARKET"})
+    assert order["status"] == "FILLED" and order["broker"] == "fx" and order["fills"]
+    (sent,) = oanda.sent("POST", "/orders")
+    assert sent.headers["authorization"] == f"Bearer {TOKEN}"
+    assert sent.body["order"]["clientExtensions"]["id"] == order["client_order_id"]
+    assert sent.body["order"]["units"] == "10000" and sent.body["order"]["type"] == "MARKET"
+
+    with pytest.raises(InvalidQuantity) as refused:  # OANDA's 400 with an orderRejectTransaction
+        client.call("order.place", {"instrument": "EUR_USD", "side": "BUY", "quantity": "10000000", "type": "MARKET"})
+    assert refused.value.broker_code == "UNITS_LIMIT_EXCEEDED"
+
+    listing = router.cli("brokers", "--json")
+    assert listing.returncode == 0, listing.stderr
+    (fx,) = [b for b in json.loads(listing.stdout) if b["name"] == "fx"]
+    assert fx["type"] == "oanda" and fx["connected"] is True and fx["environment"] == "practice"
+
+    router.stop()
+    kinds = [k for (k,) in router.query("SELECT kind FROM audit WHERE kind LIKE 'credentials.%' OR kind LIKE 'reconcile%' ORDER BY seq")]
+    assert kinds == ["credentials.set", "credentials.read", "reconcile"]
+    database = b"".join(p.read_bytes() for p in router.state.glob("tradehost.db*"))
+    assert TOKEN.encode() not in database and TOKEN not in router.stderr()
+    verified = router.cli("audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
