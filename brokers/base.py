@@ -118,7 +118,7 @@ class AdapterServices:
     """Wall-clock seconds since the epoch; tests may substitute it."""
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("tradehost.broker"))
     state_dir: str | None = None
-    secrets: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     """This broker's credentials (field → value), decrypted by the router from its credential
     store; never written to a log, the audit trail or a strategy process."""
 

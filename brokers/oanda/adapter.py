@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from brokers.base import AdapterOptions, AdapterServices, BrokerAdapter, Capabilities, ExecutionReport, OutcomeUnknown
 from host.errors import ConfigError
-from host.trading.errors import InvalidInstrument, InvalidPrice, InvalidQuantity, NotSupported, OrderNotFound, TradingError
+from host.trading.errors import InvalidInstrument, InvalidPrice, InvalidQuantity, NotSupported, OrderNotFound, ServiceUnavailable
 from host.trading.model import Account, Instrument, Order, OrderChanges, OrderType, Position, Quote, TimeInForce
 from host.trading.states import OPEN_STATES
 
@@ -47,6 +47,8 @@ RESUBSCRIBE_DELAY = 0.2
 """Seconds to gather new instruments before reopening the pricing stream with them."""
 MAX_REPLACEMENTS = 20
 """Replacement links a lookup follows from the first order to the one now standing."""
+ELSEWHERE = "oanda-"
+"""open_orders() names an order placed elsewhere without a client id ``oanda-<OANDA's order id>``."""
 
 
 def _mapping(answer: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -216,14 +218,9 @@ class OandaBroker(BrokerAdapter):
         except ValueError as exc:
             raise InvalidPrice(f"order {cid}: {exc}") from None
         self._book.track(cid, total=order.quantity)
-        try:
-            answer = await client.request("POST", "/orders", Call.ORDER, body=body)
-        except TradingError as exc:
-            if exc.broker_code == "CLIENT_ORDER_ID_ALREADY_EXISTS":
-                found = await self.lookup(cid)  # a pending order holds our id already: that order is this one
-                if found is not None:
-                    return found
-            raise
+        # A refusal is final, CLIENT_ORDER_ID_ALREADY_EXISTS included: the router sends each client id once,
+        # so the order holding it is someone else's (a restored state database, another host on the account).
+        answer = await client.request("POST", "/orders", Call.ORDER, body=body)
         try:
             report = answer_to_report(cid, answer, total=order.quantity)
         except MalformedAnswer as exc:
@@ -282,9 +279,11 @@ class OandaBroker(BrokerAdapter):
         return report
 
     async def lookup(self, client_order_id: str) -> ExecutionReport | None:
-        """The order OANDA holds under our client id (following replacements), with its fill; None if it has none."""
+        """The order OANDA holds under our client id (``oanda-<id>``: under its own id), following replacements, with its fill; None if none."""
+        number = client_order_id.removeprefix(ELSEWHERE)
+        specifier = number if number != client_order_id and number.isdigit() else self._book.specifier(client_order_id)
         try:
-            data = await self._read(f"/orders/@{client_order_id}", lambda a: _mapping(a, "order"))
+            data = await self._read(f"/orders/{specifier}", lambda a: _mapping(a, "order"))
         except OrderNotFound:
             return None
         for _ in range(MAX_REPLACEMENTS):
@@ -292,9 +291,20 @@ class OandaBroker(BrokerAdapter):
             if data.get("state") != "CANCELLED" or not successor:
                 break
             data = await self._read(f"/orders/{successor}", lambda a: _mapping(a, "order"))
+        if data.get("state") == "CANCELLED" and data.get("replacedByOrderID"):  # a replaced order is not the order's state
+            raise ServiceUnavailable(f"OANDA order {client_order_id} was replaced more than {MAX_REPLACEMENTS} times; its state is unknown")
         fills = []
         if data.get("fillingTransactionID"):
             fills.append(await self._read(f"/transactions/{data['fillingTransactionID']}", lambda a: fill_to_model(_mapping(a, "transaction"))))
+        elif data.get("state") == "CANCELLED" and data.get("timeInForce") == "IOC" and data.get("cancellingTransactionID"):
+            # OANDA names the filling transaction of a FILLED order only; an IOC order filled in part was
+            # filled in the batch that created and cancelled it.
+            order_id = str(data.get("id"))
+            fills.extend(await self._read(
+                "/transactions/idrange",
+                lambda a: [fill_to_model(t) for t in _items(a, "transactions") if t.get("type") == "ORDER_FILL" and str(t.get("orderID")) == order_id],
+                {"from": order_id, "to": str(data["cancellingTransactionID"])},
+            ))  # fmt: skip
         reason = None
         if data.get("state") == "CANCELLED" and data.get("cancellingTransactionID"):
             reason = await self._read(f"/transactions/{data['cancellingTransactionID']}", lambda a: str(_mapping(a, "transaction").get("reason")))
@@ -310,9 +320,14 @@ class OandaBroker(BrokerAdapter):
             trades = await self._read("/openTrades", lambda a: {str(t.get("id")): t for t in _items(a, "trades")})
         reports = []
         for data in orders:
-            cid = client_id(data) or f"oanda-{data.get('id')}"
+            order_id = str(data.get("id"))
+            # Without a client id it may still be one of ours the book followed (a replacement), else it is named by its id.
+            cid = client_id(data) or self._book.cid_of(order_id) or f"{ELSEWHERE}{order_id}"
             terms = order_json_to_terms(data, trades.get(str(data.get("tradeID"))))
-            reports.append(order_json_to_report(data, cid, terms=terms))
+            report = order_json_to_report(data, cid, terms=terms)
+            if cid == f"{ELSEWHERE}{order_id}":  # so the transaction stream reports its fill or cancel under that name
+                self._book.track(cid, order_id, report.quantity)
+            reports.append(report)
         return reports
 
     async def positions(self) -> list[Position]:

@@ -42,10 +42,11 @@ KEY_FILE_NAME = "credentials.key"
 class KeyRing:
     """The key new values are encrypted under, and every key a stored value may need, by key id."""
 
-    current: bytes
+    current: bytes = field(repr=False)
     source: str
     """Where the current key came from: ENV_KEY or the key file's path."""
-    extra: Mapping[str, bytes] = field(default_factory=dict)
+    extra: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    """Keys are kept out of the repr: a traceback or a debugger printing the ring would show them."""
 
     @property
     def current_id(self) -> str:

@@ -27,7 +27,7 @@ from host.router.config import BrokerEntry
 
 from . import store
 from .crypto import CredentialError, key_id, new_key
-from .keys import KeyRing, discard_staged, key_file, load_keyring, promote_staged, settle_rotation, stage_key
+from .keys import KeyRing, key_file, load_keyring, promote_staged, settle_rotation, stage_key
 
 __all__ = ["ACTIONS", "MAX_VALUE_CHARS", "CredentialService", "check_target", "check_value", "credential_fields"]
 
@@ -215,7 +215,7 @@ class CredentialService:
             detail = self._commit("credentials.rotate_key", request_id, change)
         except BaseException:
             if staged:
-                discard_staged(self.state_dir)
+                self._settle_failed_rotation()
             raise
         self._ring = None  # if the rename below fails, the next use settles the rotation from the files
         try:
@@ -227,6 +227,15 @@ class CredentialService:
             ) from None
         self._ring = KeyRing(new, str(key_file(self.state_dir)))
         return detail
+
+    def _settle_failed_rotation(self) -> None:
+        """Drop the staged key unless the values need it: a commit can land and still report an error."""
+        self._ring = None
+        try:
+            with self.database.connect() as conn:
+                settle_rotation(self.state_dir, store.key_ids(conn))
+        except Exception as exc:  # the staged key stays; the next use of the credentials settles it
+            log.error("could not settle the failed key rotation: %s", type(exc).__name__)
 
     # -- reading, for the router ----------------------------------------------------------
 

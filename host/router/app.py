@@ -54,7 +54,7 @@ class Router:
         self.adapters: dict[str, BrokerAdapter] = {}
         self.engine = Engine(
             database=self.database, adapters=self.adapters, default_broker=config.router.default_broker,
-            risk=self.risk, audit=self.audit, journal=self.journal, tokens=RunTokens(key),
+            risk=self.risk, audit=self.audit, journal=self.journal, tokens=RunTokens(key), lookup_delays=config.router.lookup_delays,
         )
         self.server = RouterServer(
             self.engine, endpoint=config.router_endpoint, admin_endpoint=f"ipc://{config.router_admin_socket}", batch_max=config.router.batch_max,
@@ -120,7 +120,7 @@ class Router:
         """Pull each broker's open orders and positions before serving (see :mod:`.reconcile`)."""
         for adapter in self.adapters.values():
             try:
-                result = await reconcile(adapter, self.engine)
+                result = await reconcile(adapter, self.engine, settle=self.server.run_posted)
             except Exception as exc:  # an unreachable broker must not keep the others from trading
                 log.warning("broker %s: startup reconciliation failed: %s", adapter.name, exc)
                 self.audit.record("reconcile.failed", {"broker": adapter.name, "error": f"{type(exc).__name__}: {exc}"[:500]})

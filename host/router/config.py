@@ -5,6 +5,7 @@
     [router]
     default_broker = "paper"          # where an order goes when neither it nor its strategy names a broker
     request_timeout = 10              # seconds a strategy waits for an answer before CONNECTION_ERROR
+    lookup_delays = [0.5, 2, 5, 15]   # lookups of an order whose outcome is unknown, before "never received"
 
     [brokers.paper]                   # the default when no [brokers.*] table exists
     type = "paper"
@@ -47,11 +48,21 @@ class RouterConfig(BaseModel):
     """The most messages handled before one commit."""
     restart_delay_max: float = Field(default=10.0, gt=0)
     """The longest pause before the supervisor restarts a router that died."""
+    lookup_delays: tuple[float, ...] = Field(default=(0.5, 2.0, 5.0, 15.0), min_length=1, max_length=20)
+    """Seconds before each lookup of an order whose outcome is unknown (a timeout, a dropped connection). An
+    order the broker still does not know after the last lookup is REJECTED as never received; it is never re-sent."""
 
     @field_validator("request_timeout", "idempotency_hours", "restart_delay_max", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
         return whole_to_float(value)
+
+    @field_validator("lookup_delays")
+    @classmethod
+    def _delays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 <= d <= 3600 for d in value):
+            raise ValueError("each delay is 0 to 3600 seconds")
+        return value
 
     @field_validator("endpoint")
     @classmethod

@@ -49,7 +49,7 @@ from host.trading.wire import Request, decode_request, describe_validation_error
 from .audit import AuditLog
 from .journal import Journal
 from .reconcile import EXTERNAL
-from .records import OrderRecord, client_order_id
+from .records import OrderRecord, client_order_id, day_of
 from .risk import OrderIntent, RiskEngine, TradingState
 from .tradingstate import KEY as TRADING_STATE_KEY
 from .tradingstate import dump_states
@@ -192,6 +192,7 @@ class Engine:
         tokens: RunTokens,
         clock: Callable[[], float] = time.time,
         schedule: Callable[[float, Callable[[], None]], Any] | None = None,
+        lookup_delays: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0),
     ) -> None:
         self.database = database
         self.adapters = adapters
@@ -203,6 +204,9 @@ class Engine:
         self.clock = clock
         self.schedule = schedule
         """Runs a callback after a delay on the loop that drives the engine; None means no timers (tests)."""
+        self.lookup_delays = lookup_delays
+        self._lookups: dict[str, int] = {}
+        """Orders with an unknown outcome → lookups that found nothing so far."""
         self.stats = _Stats()
         self.failed = False
         """Set when a commit failed; nothing more may be written."""
@@ -684,10 +688,11 @@ class Engine:
         detail: dict[str, Any] = {"call": call.op}
         if call.op == "lookup" and outcome.error is None and outcome.result is None:
             before = record.status
-            self._never_received(record, outcome)
+            self._not_found(record)
             detail["response"] = None
             detail["transition"] = [str(before), str(record.status)]
         elif outcome.error is None:
+            self._lookups.pop(record.client_order_id, None)
             report: ExecutionReport = outcome.result
             applied = self._apply(record, report)
             detail["response"] = _report_detail(report)
@@ -699,7 +704,8 @@ class Engine:
             detail["error"] = str(outcome.error)
             record.raw_status = f"outcome unknown after {call.op}: looking it up"
             self.journal.touch(record)
-            self._lookup_later(record, 0.5)
+            self._lookups.setdefault(record.client_order_id, 0)
+            self._lookup_later(record, self.lookup_delays[0])
         else:
             error = _as_trading_error(outcome.error, call)
             detail["error"] = error.to_dict()
@@ -771,10 +777,9 @@ class Engine:
             self.audit.record("order.unknown", {"broker": broker, "response": _report_detail(report)}, client_order_id=report.client_order_id or None)
             return None
         now = self.clock()
-        day = self.journal.trading_day(now)
         record = OrderRecord.from_request(
             report.terms, client_order_id=client_order_id, strategy=EXTERNAL, request_id=client_order_id,
-            day=day, seq=0, run_id=None, broker=broker, now=now,
+            day=day_of(now), seq=0, run_id=None, broker=broker, now=now,
         )
         transition(record, OrderStatus.SUBMITTED)
         self.journal.add(record)
@@ -809,12 +814,23 @@ class Engine:
         else:
             self.schedule(delay, lambda: self._calls.append(call))
 
-    def _never_received(self, record: OrderRecord, outcome: Outcome) -> None:
-        """A lookup found nothing: a SUBMITTED order never reached the broker. It is not sent again."""
+    def _not_found(self, record: OrderRecord) -> None:
+        """A lookup found nothing. A SUBMITTED order is looked up again on the lookup_delays schedule (a broker
+        may be slow to list what it took); after the last it never reached the broker, and is not sent again."""
+        cid = record.client_order_id
         if record.status != OrderStatus.SUBMITTED:
-            log.warning("broker %s no longer knows order %s (%s)", record.broker, record.client_order_id, record.status)
+            self._lookups.pop(cid, None)
+            log.warning("broker %s no longer knows order %s (%s)", record.broker, cid, record.status)
             return
-        error = ConnectionFailed("the broker never received the order (nothing under its client order id); it was not re-sent")
+        misses = self._lookups.get(cid, 0) + 1
+        if misses < len(self.lookup_delays):
+            self._lookups[cid] = misses
+            self._lookup_later(record, self.lookup_delays[misses])
+            return
+        self._lookups.pop(cid, None)
+        error = ConnectionFailed(
+            f"the broker never received the order (nothing under its client order id after {misses} lookups); it was not re-sent"
+        )
         record.error = ErrorInfo(code=str(error.code), message=error.message)
         transition(record, OrderStatus.REJECTED)
         record.updated_at = self.clock()

@@ -11,7 +11,7 @@ do not explain is booked to EXTERNAL too, so global risk limits count it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -74,8 +74,12 @@ def position_gaps(held: Iterable[Position], booked: Mapping[str, Decimal], exter
     return gaps
 
 
-async def reconcile(adapter: BrokerAdapter, engine: Engine) -> Reconciliation:
-    """Bring the router's books in line with ``adapter``'s open orders and positions (broker errors propagate)."""
+async def reconcile(adapter: BrokerAdapter, engine: Engine, settle: Callable[[], object] = lambda: None) -> Reconciliation:
+    """Bring the router's books in line with ``adapter``'s open orders and positions (broker errors propagate).
+
+    ``settle`` applies what the broker pushed meanwhile (fills of the orders just looked up) before its
+    positions are read, so a fill already in those positions is booked to its strategy, not to EXTERNAL.
+    """
     result = Reconciliation(adapter.name)
     journal = engine.journal
     for report in await adapter.open_orders():
@@ -89,6 +93,7 @@ async def reconcile(adapter: BrokerAdapter, engine: Engine) -> Reconciliation:
             result.external_orders.append(external_client_order_id(adapter.name, report))
         else:
             result.unidentified.append(report.broker_order_id or report.client_order_id or "?")
+    settle()
     held = await adapter.positions()
     booked: dict[str, Decimal] = {}
     external: dict[str, Decimal] = {}

@@ -79,6 +79,15 @@ class RouterServer:
         self._events.append(event)
         self._want_turn()
 
+    def run_posted(self) -> int:
+        """Run every queued event now (reports adapters pushed, finished broker calls); the caller commits."""
+        events = self._events
+        count = 0
+        while events:
+            events.popleft()()
+            count += 1
+        return count
+
     def schedule(self, delay: float, event: Callable[[], None]) -> None:
         asyncio.get_running_loop().call_later(delay, self.post, event)
 
@@ -146,10 +155,7 @@ class RouterServer:
         if int(self.admin.get(zmq.EVENTS)) & _POLLIN:  # rarely: spares an exception per batch
             handled += self._drain(self.admin, admin=True, limit=64)
         handled += self._drain(self.sock, admin=False, limit=self.batch_max)
-        events = self._events
-        while events:
-            events.popleft()()
-            handled += 1
+        handled += self.run_posted()
         if not handled:
             return
         engine.commit()

@@ -74,6 +74,16 @@ def test_the_environment_wins_and_a_bad_value_is_not_echoed(tmp_path: Path) -> N
     assert "my-password-123" not in str(caught.value)
 
 
+def test_the_key_ring_never_shows_its_keys(tmp_path: Path) -> None:
+    _, new = _files(tmp_path)
+    ring = load_keyring(tmp_path, {}, create=False)
+    assert ring is not None
+    shown = repr(ring) + str(ring)
+    for key in (ring.current, new):
+        assert format_key(key) not in shown and repr(key) not in shown and str(list(key)) not in shown
+    assert ring.current_id in shown or ring.source in shown
+
+
 def test_a_value_under_an_unknown_key_names_both_keys(tmp_path: Path) -> None:
     ring = load_keyring(tmp_path, {}, create=True)
     assert ring is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,30 @@ def test_a_crash_after_the_commit_is_finished_at_the_next_start(database: Engine
         svc.apply({"action": "rotate_key"})
     monkeypatch.setattr(service, "promote_staged", keys.promote_staged)
     assert staged_key_file(config.host.state_dir).exists()  # the values already need it
+    assert make(database, config, running=True).load_secrets()["fx"] == {"api_key": VALUES[0], "api_secret": VALUES[1]}
+    assert not staged_key_file(config.host.state_dir).exists()
+    svc.apply({"action": "set", "broker": "fx", "field": "api_key", "value": VALUES[2]})  # the service that failed re-reads the key
+    assert make(database, config, running=True).load_secrets()["fx"]["api_key"] == VALUES[2]
+
+
+def test_a_commit_that_lands_but_reports_an_error_keeps_the_key_the_values_now_need(
+    database: Engine, config: Config, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A COMMIT can fail after it was made durable (a dropped server connection, an fsync error): the new key
+    # must stay on disk unless the database shows the values still under the old one.
+    svc = make(database, config)
+    svc.apply({"action": "set", "broker": "fx", "field": "api_key", "value": VALUES[0]})
+    svc.apply({"action": "set", "broker": "fx", "field": "api_secret", "value": VALUES[1]})
+    do_commit = database.dialect.do_commit
+
+    def commit_then_fail(dbapi_connection: Any) -> None:
+        do_commit(dbapi_connection)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(database.dialect, "do_commit", commit_then_fail)
+    with pytest.raises(CredentialError, match="the state database refused the change: disk I/O error"):
+        svc.apply({"action": "rotate_key"})
+    monkeypatch.undo()
     assert make(database, config, running=True).load_secrets()["fx"] == {"api_key": VALUES[0], "api_secret": VALUES[1]}
     assert not staged_key_file(config.host.state_dir).exists()
     svc.apply({"action": "set", "broker": "fx", "field": "api_key", "value": VALUES[2]})  # the service that failed re-reads the key

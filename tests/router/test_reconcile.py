@@ -6,15 +6,21 @@ import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import create_engine
 
 from brokers.base import ExecutionReport
 from host.config import load_config
 from host.router.app import Router
-from host.router.reconcile import EXTERNAL, external_client_order_id, position_gaps
+from host.router.journal import Journal
+from host.router.reconcile import EXTERNAL, external_client_order_id, position_gaps, reconcile
+from host.router.tables import metadata
+from host.router.records import day_of
 from host.statedir import prepare_state_dir
 from host.strategy_file import EXTERNAL_OWNER
 from host.trading.model import Order, OrderType, Position, Side, TimeInForce
@@ -129,3 +135,56 @@ def test_orders_and_positions_nobody_here_placed_are_booked_to_external_once(tmp
     assert '"external_orders":["by-hand-2"]' in rows[1] and '"external_positions":{"EUR_USD":"7"}' in rows[1]
     assert '"external_orders":[]' in rows[2] and '"updated":["by-hand-2"]' in rows[2] and '"external_positions":{}' in rows[2]
     assert kinds.count("order.external") == 1
+
+
+def test_an_external_order_is_filed_under_the_calendar_day_like_every_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # orders.day is String(8) YYYYMMDD: the risk trading-day label (epoch seconds, ten digits) would overflow
+    # it on a database that enforces lengths, and the commit after reconciliation would stop the router.
+    (tmp_path / "supervisor.toml").write_text('[router]\nenabled = false\n[risk]\nday_start = "17:00 America/New_York"\n[brokers.paper]\ntype = "paper"\n')
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "supervisor.toml"
+
+    async def scenario() -> None:
+        router = await _started(config)
+        await router.adapters["paper"].submit(_order("by-hand-9", "BUY", "3", "LIMIT", "0.50000"))
+        router.audit.record("test.setup", {})
+        router.engine.commit()
+        await _close(router)
+
+        router = await _started(config)
+        external = router.journal.get("by-hand-9")
+        assert external is not None and external.strategy == EXTERNAL
+        assert external.day == day_of(external.created_at)
+        await _close(router)
+
+    asyncio.run(scenario())
+
+
+class _Broker:
+    """The two reads reconciliation makes, answered from lists."""
+
+    name = "b"
+
+    def __init__(self, held: list[Position]) -> None:
+        self.held = held
+
+    async def open_orders(self) -> list[ExecutionReport]:
+        return []
+
+    async def positions(self) -> list[Position]:
+        return self.held
+
+
+def test_what_the_broker_pushed_meanwhile_is_applied_before_positions_are_compared(tmp_path: Path) -> None:
+    database = create_engine(f"sqlite:///{tmp_path / 't.db'}")
+    metadata.create_all(database)
+    journal = Journal(database)
+    journal.load(0.0)
+    engine = cast(Any, SimpleNamespace(journal=journal))
+
+    def settle() -> None:  # the fill of a strategy's order, queued while its lookup ran
+        journal.set_position("trend", "b", "EUR_USD", D(4), D(1))
+
+    result = asyncio.run(reconcile(cast(Any, _Broker([held("EUR_USD", "4")])), engine, settle=settle))
+    assert result.positions == {}  # all 4 are the strategy's: nothing booked to EXTERNAL
+    assert journal.position(EXTERNAL, "b", "EUR_USD") == D(0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -30,9 +31,10 @@ def oanda() -> Iterator[FakeOanda]:
         yield server
 
 
-def configure(router: RouterProc, oanda: FakeOanda) -> None:
+def configure(router: RouterProc, oanda: FakeOanda, *, timeout: float = 3.0, lookup_delays: str = "[0.5, 2, 5, 15]") -> None:
     router.write_config(f"""
         default_broker = "fx"
+        lookup_delays = {lookup_delays}
 
         [brokers.fx]
         type = "oanda"
@@ -40,7 +42,7 @@ def configure(router: RouterProc, oanda: FakeOanda) -> None:
         account_id = "{ACCOUNT}"
         base_url = "{oanda.url}"
         stream_url = "{oanda.url}"
-        timeout = 3.0
+        timeout = {timeout}
         stream_transactions = false
         stream_prices = false
     """)
@@ -91,3 +93,40 @@ def test_orders_travel_to_oanda_with_our_client_id_and_the_stored_token(router: 
     assert TOKEN.encode() not in database and TOKEN not in router.stderr()
     verified = router.cli("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def _client_order_id(strategy: str, seq: int) -> str:
+    return f"{strategy}-{datetime.now(UTC):%Y%m%d}-{seq}"
+
+
+def test_an_order_without_an_answer_is_looked_up_until_found_never_sent_again(router: RouterProc, oanda: FakeOanda) -> None:
+    configure(router, oanda, timeout=1.0, lookup_delays="[0.2, 0.2, 0.2, 0.2]")
+    assert router.cli("credentials", "set", "fx", "token", input=TOKEN).returncode == 0
+    cid = _client_order_id("slow", 1)
+    oanda.on("POST", "/orders", Reply(201, fixture("order_create_market_filled.json"), delay=2.5))  # answered after the adapter gave up
+    oanda.on("GET", f"/orders/@{cid}", Reply(404, fixture("order_not_found.json")), Reply(200, fixture("order_details_filled.json")))
+    oanda.on("GET", "/transactions/6358", Reply(200, fixture("transaction_fill.json")))
+    router.start()
+    client = router.client("slow")
+    order = client.call("order.place", {"instrument": "EUR_USD", "side": "BUY", "quantity": "10000", "type": "MARKET"})
+    assert order["client_order_id"] == cid and order["status"] == "SUBMITTED" and "outcome unknown" in order["raw_status"]
+    done = client.call("order.wait", {"client_order_id": cid, "timeout": 5})
+    assert done["status"] == "FILLED" and len(done["fills"]) == 1
+    assert len(oanda.sent("POST", "/orders")) == 1
+    assert len(oanda.sent("GET", f"/orders/@{cid}")) == 2  # not found once, then found
+
+
+def test_an_order_the_broker_never_lists_is_rejected_after_the_last_lookup_and_never_resent(router: RouterProc, oanda: FakeOanda) -> None:
+    configure(router, oanda, timeout=1.0, lookup_delays="[0.2, 0.2, 0.2]")
+    assert router.cli("credentials", "set", "fx", "token", input=TOKEN).returncode == 0
+    cid = _client_order_id("lost", 1)
+    oanda.on("POST", "/orders", Reply(drop=True))  # the connection dies with the request: OANDA may or may not have it
+    oanda.on("GET", f"/orders/@{cid}", Reply(404, fixture("order_not_found.json")))
+    router.start()
+    client = router.client("lost")
+    client.call("order.place", {"instrument": "EUR_USD", "side": "BUY", "quantity": "10000", "type": "MARKET"})
+    done = client.call("order.wait", {"client_order_id": cid, "timeout": 5})
+    assert done["status"] == "REJECTED" and done["error"]["code"] == "CONNECTION_ERROR"
+    assert "never received" in done["error"]["message"] and "not re-sent" in done["error"]["message"]
+    assert len(oanda.sent("POST", "/orders")) == 1
+    assert len(oanda.sent("GET", f"/orders/@{cid}")) == 3

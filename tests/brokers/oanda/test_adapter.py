@@ -12,6 +12,7 @@ import pytest
 
 from brokers.base import OutcomeUnknown
 from brokers.oanda import OandaBroker, OandaOptions
+from brokers.oanda.adapter import MAX_REPLACEMENTS
 from brokers.registry import adapter_class, options_class
 from host.errors import ConfigError
 from host.trading.errors import (
@@ -22,12 +23,13 @@ from host.trading.errors import (
     NotSupported,
     OrderNotFound,
     RateLimited,
+    ServiceUnavailable,
 )
 from host.trading.model import OrderChanges, OrderType, Side, TimeInForce
 from host.trading.states import OrderStatus
 
 from .conftest import broker, order
-from .server import ACCOUNT, TOKEN, FakeOanda, Reply, fixture
+from .server import ACCOUNT, TOKEN, FakeOanda, Reply, Script, fixture
 
 D = Decimal
 S = OrderStatus
@@ -252,13 +254,17 @@ def test_a_429_on_submit_is_rate_limited_with_retry_after_and_not_resent(oanda: 
     assert len(oanda.sent("POST", "/orders")) == 1
 
 
-def test_an_id_already_held_by_a_pending_order_answers_with_that_order(oanda: FakeOanda) -> None:
+def test_an_id_already_held_by_another_order_is_a_rejection_never_that_order(oanda: FakeOanda) -> None:
+    # The router sends each client id once, so the pending order holding it is someone else's (a restored
+    # state database, a second host on the account): adopting it would give this order its terms and fills.
     reject = {"orderRejectTransaction": {"id": "6362", "type": "LIMIT_ORDER_REJECT", "rejectReason": "CLIENT_ORDER_ID_ALREADY_EXISTS"},
               "errorCode": "CLIENT_ORDER_ID_ALREADY_EXISTS", "errorMessage": "The client Order ID specified is already assigned"}
     oanda.on("POST", "/orders", Reply(400, reject))
     oanda.on("GET", f"/orders/@{LIMIT_CID}", Reply(200, fixture("order_details_pending.json")))
-    report = run(lambda: session(oanda, lambda a: a.submit(order(LIMIT_CID, "SELL", "5000", "LIMIT", limit="1.09"))))
-    assert report.status is S.ACCEPTED and report.broker_order_id == "6361"
+    with pytest.raises(InvalidRequest) as caught:
+        run(lambda: session(oanda, lambda a: a.submit(order(LIMIT_CID, "BUY", "700", "LIMIT", limit="1.07"))))
+    assert caught.value.broker_code == "CLIENT_ORDER_ID_ALREADY_EXISTS"
+    assert len(oanda.sent("POST", "/orders")) == 1 and not oanda.sent("GET", f"/orders/@{LIMIT_CID}")
 
 
 # ----------------------------------------------------------------- lookup
@@ -277,6 +283,35 @@ def test_lookup_follows_replacements_to_the_order_now_standing(oanda: FakeOanda)
     assert report.raw_status == "LIMIT PENDING"
 
 
+def test_a_replacement_chain_longer_than_lookup_follows_is_never_reported_cancelled(oanda: FakeOanda) -> None:
+    # A strategy chasing the market replaces its order all day; the order reached after MAX_REPLACEMENTS links
+    # is one that was replaced, not the order's state: reporting it CANCELED drops a live order.
+    first = fixture("order_details_replaced.json")["order"]
+    links = MAX_REPLACEMENTS + 5
+    for n in range(links):
+        this, successor = str(7000 + n), str(7001 + n)
+        oanda.on("GET", f"/orders/@{LIMIT_CID}" if n == 0 else f"/orders/{this}", Reply(200, {"order": {**first, "id": this, "replacedByOrderID": successor}}))
+    standing = {**fixture("order_details_replacement.json")["order"], "id": str(7000 + links), "replacesOrderID": str(6999 + links)}
+    oanda.on("GET", f"/orders/{7000 + links}", Reply(200, {"order": standing}))
+    oanda.on("GET", "/transactions/6410", Reply(200, {"transaction": fixture("order_replace.json")["orderCancelTransaction"]}))
+    with pytest.raises(ServiceUnavailable):
+        run(lambda: session(oanda, lambda a: a.lookup(LIMIT_CID)))
+
+
+def test_lookup_starts_from_the_order_now_standing_when_the_adapter_knows_it(oanda: FakeOanda) -> None:
+    oanda.on("PUT", f"/orders/@{LIMIT_CID}", Reply(201, fixture("order_replace.json")))
+    oanda.on("GET", "/orders/6411", Reply(200, fixture("order_details_replacement.json")))
+    sell = order(LIMIT_CID, "SELL", "5000", "LIMIT", limit="1.09")
+
+    async def body(adapter: OandaBroker) -> Any:
+        await adapter.modify(sell, OrderChanges(quantity=D(8000), limit_price=D("1.091")))
+        return await adapter.lookup(LIMIT_CID)
+
+    report = run(lambda: session(oanda, body))
+    assert report is not None and (report.status, report.broker_order_id) == (S.ACCEPTED, "6411")
+    assert not oanda.sent("GET", f"/orders/@{LIMIT_CID}")
+
+
 def test_lookup_of_an_order_oanda_killed_reports_the_cancel_reason(oanda: FakeOanda) -> None:
     cid = "sma_signal-20261122-000044"
     oanda.on("GET", f"/orders/@{cid}", Reply(200, fixture("order_details_cancelled.json")))
@@ -284,6 +319,26 @@ def test_lookup_of_an_order_oanda_killed_reports_the_cancel_reason(oanda: FakeOa
     report = run(lambda: session(oanda, lambda a: a.lookup(cid)))
     assert report is not None and report.status is S.REJECTED and report.raw_status == "MARKET CANCELLED STOP_LOSS_ON_FILL_LOSS"
     assert report.error is not None and report.error.broker_code == "STOP_LOSS_ON_FILL_LOSS"
+
+
+def test_lookup_of_an_ioc_order_filled_in_part_finds_the_fill_oanda_does_not_name(oanda: FakeOanda) -> None:
+    # OANDA gives fillingTransactionID only for a FILLED order; after an unknown outcome this lookup is all the
+    # router learns of the order, so the 600 units must not be lost with it.
+    answer = fixture("order_create_ioc_partial.json")
+    gold = "gold-20261122-000001"
+    details = {
+        "id": "6370", "createTime": "2026-11-22T14:10:01.000104311Z", "type": "MARKET", "instrument": "XAU_USD", "units": "1000",
+        "timeInForce": "IOC", "positionFill": "DEFAULT", "state": "CANCELLED", "clientExtensions": {"id": gold},
+        "cancellingTransactionID": "6372", "cancelledTime": "2026-11-22T14:10:01.000104311Z",
+    }  # fmt: skip
+    batch = [answer[k] for k in ("orderCreateTransaction", "orderFillTransaction", "orderCancelTransaction")]
+    oanda.on("GET", f"/orders/@{gold}", Reply(200, {"order": details, "lastTransactionID": "6372"}))
+    oanda.on("GET", "/transactions/idrange", Reply(200, {"transactions": batch, "lastTransactionID": "6372"}))
+    oanda.on("GET", "/transactions/6372", Reply(200, {"transaction": answer["orderCancelTransaction"], "lastTransactionID": "6372"}))
+    report = run(lambda: session(oanda, lambda a: a.lookup(gold)))
+    assert report is not None and report.status is S.CANCELED and report.raw_status == "MARKET CANCELLED INSUFFICIENT_LIQUIDITY"
+    assert [(f.trade_id, f.quantity, f.price) for f in report.fills] == [("6371", D(600), D("2641.205"))]
+    assert oanda.sent("GET", "/transactions/idrange")[0].query == {"from": "6370", "to": "6372"}
 
 
 def test_lookup_retries_a_5xx(oanda: FakeOanda) -> None:
@@ -390,6 +445,58 @@ def test_open_orders_reports_ours_children_and_orders_placed_elsewhere(oanda: Fa
     assert elsewhere.client_order_id == "oanda-6350" and elsewhere.raw_status == "MARKET_IF_TOUCHED PENDING"
     assert elsewhere.terms is not None
     assert (elsewhere.terms.type, elsewhere.terms.side, elsewhere.terms.limit_price, elsewhere.terms.time_in_force) == (OrderType.LIMIT, Side.BUY, D("148.5"), TimeInForce.DAY)
+
+
+def test_an_order_placed_elsewhere_is_followed_under_the_id_open_orders_gave_it(oanda: FakeOanda) -> None:
+    # Reconciliation records it as EXTERNAL under "oanda-6350"; unless lookups and the transaction stream know
+    # that name it stays working in the router's books forever, counted in the global pending exposure.
+    mit = fixture("pending_orders.json")["orders"][2]
+    filled = {**mit, "state": "FILLED", "fillingTransactionID": "6452", "filledTime": "2026-11-22T16:00:00.000000000Z"}
+    fill = {**fixture("transaction_fill.json")["transaction"], "id": "6452", "orderID": "6350", "instrument": "USD_JPY", "units": "2000",
+            "price": "148.5", "fullVWAP": "148.5", "reason": "MARKET_IF_TOUCHED_ORDER"}  # fmt: skip
+    del fill["clientOrderID"], fill["tradeOpened"]
+    oanda.on("GET", "/pendingOrders", Reply(200, {"orders": [mit], "lastTransactionID": "6400"}))
+    oanda.on("GET", "/orders/6350", Reply(200, {"order": filled, "lastTransactionID": "6452"}))
+    oanda.on("GET", "/transactions/6452", Reply(200, {"transaction": fill, "lastTransactionID": "6452"}))
+    oanda.on("GET", "/transactions/sinceid", Reply(200, {"transactions": [], "lastTransactionID": "6356"}))
+    oanda.stream("/transactions/stream", Script([0.3, fill], then="hold"))
+
+    async def scenario() -> tuple[Any, Any, list[Any]]:
+        adapter, reports = broker(oanda, stream_transactions=True)
+        await adapter.start()
+        try:
+            (listed,) = await adapter.open_orders()
+            found = await adapter.lookup(listed.client_order_id)
+            deadline = time.monotonic() + 3
+            while not reports:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            return listed, found, reports
+        finally:
+            await adapter.stop()
+
+    listed, found, (pushed,) = run(scenario)
+    assert listed.client_order_id == "oanda-6350"
+    assert found is not None and (found.client_order_id, found.status, found.broker_order_id) == ("oanda-6350", S.FILLED, "6350")
+    assert [(f.trade_id, f.quantity) for f in found.fills] == [("6452", D(2000))]
+    assert not oanda.sent("GET", "/orders/@oanda-6350")
+    assert (pushed.client_order_id, pushed.status, [f.trade_id for f in pushed.fills]) == ("oanda-6350", S.FILLED, ["6452"])
+
+
+def test_a_replacement_listed_without_our_client_id_is_still_ours(oanda: FakeOanda) -> None:
+    # Should OANDA not carry clientExtensions over to a replacing order, the order the recovery lookup followed
+    # to must not come back from open_orders as one placed elsewhere (reconciliation would book it EXTERNAL).
+    bare = {k: v for k, v in fixture("order_details_replacement.json")["order"].items() if k != "clientExtensions"}
+    oanda.on("GET", f"/orders/@{LIMIT_CID}", Reply(200, fixture("order_details_replaced.json")))
+    oanda.on("GET", "/orders/6411", Reply(200, {"order": bare}))
+    oanda.on("GET", "/pendingOrders", Reply(200, {"orders": [bare], "lastTransactionID": "6411"}))
+
+    async def body(adapter: OandaBroker) -> Any:
+        await adapter.lookup(LIMIT_CID)
+        return await adapter.open_orders()
+
+    (listed,) = run(lambda: session(oanda, body))
+    assert (listed.client_order_id, listed.broker_order_id) == (LIMIT_CID, "6411")
 
 
 def test_positions_are_net_units_with_their_pnl(oanda: FakeOanda) -> None:
