@@ -176,8 +176,12 @@ class BrokerAdapter(ABC):
         """Change a working order's quantity or prices."""
 
     @abstractmethod
-    async def lookup(self, client_order_id: str) -> ExecutionReport | None:
-        """Find an order by our client order id; None if the broker never got it."""
+    async def lookup(self, client_order_id: str, order: Order | None = None) -> ExecutionReport | None:
+        """Find an order by our client order id; None if the broker never got it.
+
+        ``order`` is the router's record of it (instrument, terms, creation time), for a broker that
+        cannot search by client order id alone; the router always passes it.
+        """
 
     @abstractmethod
     async def open_orders(self) -> list[ExecutionReport]:

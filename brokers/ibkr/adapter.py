@@ -26,7 +26,7 @@ from ib_async import Order as IbOrder
 
 from brokers.base import AdapterOptions, AdapterServices, BrokerAdapter, Capabilities, ExecutionReport, OutcomeUnknown
 from brokers.retry import retrying
-from host.trading.errors import ConnectionFailed, NotSupported, OrderNotFound, TradingError, error_for
+from host.trading.errors import ConnectionFailed, InvalidRequest, NotSupported, OrderNotFound, TradingError, error_for
 from host.trading.model import Account, Instrument, Order, OrderChanges, OrderRequest, OrderType, Position, Quote, TimeInForce
 from host.trading.states import OPEN_STATES, TERMINAL_STATES, OrderStatus
 
@@ -173,11 +173,26 @@ class IbkrBroker(BrokerAdapter):
     # ---------------------------------------------------------------- reports
 
     def _build(self, trade: Trade) -> ExecutionReport:
+        self._adopt_fills(trade)
         cid = trade.order.orderRef or f"{_FOREIGN}{trade.order.permId}"
         meta = self._meta.get(cid)
         parent, terms = (meta.parent, meta.terms) if meta is not None else self._derived_family(trade)
         completed = self._completed.get(trade.order.permId) if trade.order.permId else None
         return trade_report(trade, completed=completed, parent=parent, terms=terms, client_order_id=cid)
+
+    def _adopt_fills(self, trade: Trade) -> None:
+        """Attach the executions of the trade that ib_async got before it had the trade.
+
+        ib_async files an execution that arrives before its order is known (a fill while a session
+        starts) under no trade, and never attaches it later, not even from the executions it re-reads.
+        """
+        perm_id = trade.order.permId or trade.orderStatus.permId
+        if not perm_id:
+            return
+        attached = {f.execution.execId for f in trade.fills}
+        for fill in self._ib.wrapper.fills.values():
+            if fill.execution.permId == perm_id and fill.execution.execId not in attached:
+                trade.fills.append(fill)
 
     def _derived_family(self, trade: Trade) -> tuple[str | None, OrderRequest | None]:
         """Parent and terms of an order placed before this process (or by someone else)."""
@@ -281,8 +296,8 @@ class IbkrBroker(BrokerAdapter):
 
     async def _cancel(self, order: Order) -> ExecutionReport:
         await self._conn.ready(self.opts.timeout)
-        trade = await self._working(order)
         await self._conn.pace()
+        trade = await self._working(order)  # after the wait: the trade of the current session, as it is now
         ib, session, order_id = self._ib, self._conn.session, trade.order.orderId
         started = time.perf_counter()
         with self._tracker.busy([order.client_order_id]), self._conn.watch([order_id]) as watch:
@@ -302,9 +317,9 @@ class IbkrBroker(BrokerAdapter):
     async def modify(self, order: Order, changes: OrderChanges) -> ExecutionReport:
         """Change quantity or prices: IB re-places the same order id with the new terms."""
         await self._conn.ready(self.opts.timeout)
-        trade = await self._working(order)
-        changed = changes_to_ib(trade.order, changes)
         await self._conn.pace()
+        trade = await self._working(order)  # after the wait: a fill meanwhile must not be re-placed with new terms
+        changed = changes_to_ib(trade.order, changes)
         ib, session, order_id = self._ib, self._conn.session, trade.order.orderId
         started = time.perf_counter()
         with self._tracker.busy([order.client_order_id]), self._conn.watch([order_id]) as watch:
@@ -339,6 +354,13 @@ class IbkrBroker(BrokerAdapter):
         state = self._state(trade)
         if state.status in TERMINAL_STATES:
             raise OrderNotFound(f"order {order.client_order_id} is not working at IB: it is {state.status}")
+        client_id = self._ib.wrapper.clientId
+        if trade.order.clientId != client_id:
+            # An order id means an order only to the client that placed it: sent from here, a change would place a new order.
+            raise InvalidRequest(
+                f"order {order.client_order_id} was placed by TWS API client {trade.order.clientId}; client {client_id} cannot change or "
+                "cancel it (do it in TWS)"
+            )
         return trade
 
     def _live(self, order: Order) -> Trade | None:
@@ -350,7 +372,7 @@ class IbkrBroker(BrokerAdapter):
         trade = self._find(order.client_order_id)
         return trade if trade is not None and trade.order.orderId > 0 else None
 
-    async def lookup(self, client_order_id: str) -> ExecutionReport | None:
+    async def lookup(self, client_order_id: str, order: Order | None = None) -> ExecutionReport | None:
         """The order's state at IB, found by orderRef among open and completed orders and executions; None if IB never got it."""
         return await self._retry(lambda: self._lookup(client_order_id))
 
@@ -382,10 +404,10 @@ class IbkrBroker(BrokerAdapter):
         return await self._retry(read)
 
     async def _refresh(self) -> None:
-        """Re-read open orders, completed orders and executions from TWS."""
+        """Re-read open orders (of every client id), completed orders and executions from TWS."""
         async with self._sync:
             await self._conn.pace(3)
-            await self._request(self._ib.reqOpenOrdersAsync)
+            await self._request(self._ib.reqAllOpenOrdersAsync)
             completed: list[Trade] = await self._request(lambda: self._ib.reqCompletedOrdersAsync(False))
             self._completed.update({t.order.permId: t.orderStatus.status for t in completed if t.order.permId})
             await self._request(self._ib.reqExecutionsAsync)
@@ -411,7 +433,8 @@ class IbkrBroker(BrokerAdapter):
                 await self._conn.pace()
             values = await self._request(lambda: self._ib.accountSummaryAsync(account))
             currency = next((v.currency for v in values if v.tag == "NetLiquidation"), "")
-            charged = commission_in(((f.commissionReport.commission, f.commissionReport.currency) for f in self._ib.fills()), currency)
+            fills = (f for f in self._ib.fills() if f.execution.acctNumber == account)  # a login may manage several accounts
+            charged = commission_in(((f.commissionReport.commission, f.commissionReport.currency) for f in fills), currency)
             return account_from_values(values, broker=self.name, account=account, commission=charged)
 
         return await self._retry(read)

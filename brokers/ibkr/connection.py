@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -104,8 +103,9 @@ class IbConnection:
         rate = options.rate
         burst = max(1.0, rate / 10)  # at most rate + burst in any second: 45 + 4.5 stays under IB's 50
         self.bucket = TokenBucket(rate, burst)
-        # ib_async's own throttle stays as a backstop at IB's hard limit, for what it sends by itself (the sync on connect).
-        self.ib.client.MaxRequests = max(IB_MESSAGES_PER_SECOND, math.ceil(rate + burst))
+        # ib_async's own throttle stays as a backstop at IB's hard limit, for what it sends by itself (the sync on connect)
+        # and for a rate_limit set above what IB allows.
+        self.ib.client.MaxRequests = IB_MESSAGES_PER_SECOND
         self.account = options.account or ""
         self.session = 0
         """Counts successful connections; a call that saw it change lost its session."""
@@ -141,6 +141,9 @@ class IbConnection:
         """Connect once; if TWS is not there, keep trying in the background (a wrong account is a ConfigError)."""
         try:
             await self._connect(initial=True)
+        except ConfigError:
+            await self.stop()  # nothing keeps connecting under the client id of a broker that did not start
+            raise
         except _CONNECT_ERRORS as exc:
             self._log.warning("TWS at %s:%s not reachable (%s); retrying in the background", self.options.host, self.options.port, _text(exc))
             self._reconnect_soon()
@@ -205,8 +208,7 @@ class IbConnection:
                 self._log.error("reconnecting to TWS: %s", exc)
             except _CONNECT_ERRORS as exc:
                 self._log.warning("reconnecting to TWS failed (%s); next attempt in up to %.1f s", _text(exc), min(delay * 2, self.options.reconnect_max_delay))
-            else:
-                return
+            # Connected: the loop ends at the top, unless the session dropped while it was set up (that drop found this task running).
 
     # ------------------------------------------------------------------ events
 

@@ -88,6 +88,7 @@ ERRORS: dict[int, IbError] = {
     10167: _e(E.SERVICE_UNAVAILABLE, W, "delayed market data is shown instead of live"),
     10168: _e(E.SERVICE_UNAVAILABLE, R, "no market data subscription and delayed data is not enabled"),
     10197: _e(E.SERVICE_UNAVAILABLE, R, "no market data during a competing live session"),
+    10349: _e(E.INVALID_REQUEST, W, "the time in force was set to DAY by the order presets; the order works"),
 }
 """Every IB code the adapter treats specially; 2100–2199 are information, anything else is a refusal."""
 

@@ -10,7 +10,7 @@ from ib_async import Contract, ContractDetails
 from host.trading.errors import InvalidInstrument
 from host.trading.model import Instrument
 
-from .connection import IbConnection
+from .connection import IbConnection, sending
 from .contracts import contract_for, default_rules, instrument_for, rules_from_details, symbol_for
 from .errors import describe
 from .options import IbkrInstrument
@@ -84,7 +84,8 @@ class InstrumentBook:
     async def _qualify_one(self, conn: IbConnection, name: str, timeout: float) -> None:
         ib, contract = conn.ib, self._contracts[name]
         await conn.pace()
-        req_id = ib.client.getReqId()
+        with sending("the contract details request"):  # the session may have dropped while the request waited its turn
+            req_id = ib.client.getReqId()
         with conn.watch([req_id]) as watch:
             future = ib.wrapper.startReq(req_id, contract)
             try:

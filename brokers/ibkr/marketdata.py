@@ -105,7 +105,8 @@ class MarketData:
     async def _snapshot(self, instrument: str, contract: Contract) -> Quote:
         ib = self._conn.ib
         await self._conn.pace()
-        req_id = ib.client.getReqId()
+        with sending("the snapshot request"):  # the session may have dropped while the request waited its turn
+            req_id = ib.client.getReqId()
         with self._conn.watch([req_id]) as watch:
             done = ib.wrapper.startReq(req_id, contract)
             ticker = ib.wrapper.startTicker(req_id, contract, "snapshot")

@@ -278,7 +278,7 @@ class OandaBroker(BrokerAdapter):
         self._remember(report)
         return report
 
-    async def lookup(self, client_order_id: str) -> ExecutionReport | None:
+    async def lookup(self, client_order_id: str, order: Order | None = None) -> ExecutionReport | None:
         """The order OANDA holds under our client id (``oanda-<id>``: under its own id), following replacements, with its fill; None if none."""
         number = client_order_id.removeprefix(ELSEWHERE)
         specifier = number if number != client_order_id and number.isdigit() else self._book.specifier(client_order_id)

@@ -287,7 +287,7 @@ class PaperBroker(BrokerAdapter):
         finally:
             self._flush_later()
 
-    async def lookup(self, client_order_id: str) -> ExecutionReport | None:
+    async def lookup(self, client_order_id: str, order: Order | None = None) -> ExecutionReport | None:
         """The current report of any order this broker has seen, with all its fills; None if never seen."""
         if self._latency:
             await asyncio.sleep(self._latency)

@@ -103,7 +103,7 @@ class Router:
             if adapter is None:
                 log.warning("order %s is at broker %s, which is no longer configured", record.client_order_id, record.broker)
                 continue
-            call = BrokerCall(adapter.name, "lookup", record.client_order_id, partial(adapter.lookup, record.client_order_id))
+            call = BrokerCall(adapter.name, "lookup", record.client_order_id, partial(adapter.lookup, record.client_order_id, record.to_model()))
             started = time.perf_counter()
             try:
                 coroutine = call.make()

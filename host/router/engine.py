@@ -808,7 +808,7 @@ class Engine:
         if adapter is None:
             return
         cid = record.client_order_id
-        call = BrokerCall(adapter.name, "lookup", cid, partial(adapter.lookup, cid))
+        call = BrokerCall(adapter.name, "lookup", cid, partial(adapter.lookup, cid, record.to_model()))
         if self.schedule is None or delay <= 0:
             self._calls.append(call)
         else:

@@ -106,6 +106,21 @@ async def test_a_reject_without_a_known_reason_is_an_invalid_request(ib: Harness
     assert caught.value.broker_code == "201"
 
 
+async def test_the_informational_10349_on_a_new_order_is_no_reject(ib: Harness) -> None:
+    # TWS applied the order presets; the order works on (ib_async marks it Cancelled all the same).
+    def preset_then_accept(order: FakeOrder) -> None:
+        ib.fake.send_error(order, 10349, "Order TIF was set to DAY based on order preset.")
+        ib.fake.accept(order)
+
+    ib.fake.on_place = preset_then_accept
+    order = make_order(type="LIMIT", limit_price=Decimal("1.08"))
+    report = await ib.broker.submit(order)
+    assert (report.status, report.error) == (S.ACCEPTED, None)
+    ib.fake.fill(ib.fake.order_by_ref(order.client_order_id), "20000", "1.08")
+    filled = await ib.report(order.client_order_id, S.FILLED)
+    assert [f.quantity for f in filled.fills] == [Decimal("20000")]
+
+
 async def test_a_price_off_the_tick_is_refused_as_invalid_price(ib: Harness) -> None:
     ib.fake.on_place = lambda order: ib.fake.send_error(order, 110, "The price does not conform to the minimum price variation for this contract.")
     with pytest.raises(InvalidPrice) as caught:
@@ -287,6 +302,22 @@ async def test_modifying_an_order_that_is_no_longer_working_is_order_not_found(i
         await ib.broker.modify(order, OrderChanges(limit_price=Decimal("1.07")))
 
 
+async def test_an_order_placed_under_another_client_id_is_neither_changed_nor_cancelled_by_its_number(fake: FakeTws, connect: BrokerFactory) -> None:
+    earlier = await connect(client_id=8)  # the router used client id 8 before
+    order, fake_order = await working(earlier)
+    await earlier.broker.stop()
+    ib = await connect()
+    (listed,) = await ib.broker.open_orders()  # the router's reconciliation finds it working
+    assert listed.client_order_id == order.client_order_id
+    # An order id means something only for the client that placed it: sent by client 7, it would be a new order.
+    with pytest.raises(InvalidRequest, match="client 8"):
+        await ib.broker.modify(order, OrderChanges(limit_price=Decimal("1.0805")))
+    with pytest.raises(InvalidRequest, match="client 8"):
+        await ib.broker.cancel(order)
+    assert list(fake.orders) == [(8, fake_order.order_id)] and fake.messages(4) == []
+    assert fake_order.fields["lmtPrice"] == "1.08"
+
+
 # --------------------------------------------------------------- unknown outcomes and lookup
 
 
@@ -367,6 +398,15 @@ async def test_a_bracket_child_of_an_earlier_run_is_reported_with_its_parent(fak
     assert profit.parent_client_order_id == order.client_order_id
 
 
+async def test_lookup_finds_an_order_working_under_another_client_id(fake: FakeTws, connect: BrokerFactory) -> None:
+    earlier = await connect(client_id=8)  # the router used client id 8 before
+    order, _ = await working(earlier)
+    await earlier.broker.stop()
+    ib = await connect()
+    report = await ib.broker.lookup(order.client_order_id)  # None would tell the router IB never got it
+    assert report is not None and report.status is S.ACCEPTED
+
+
 async def test_open_orders_lists_ours_and_others(fake: FakeTws, connect: BrokerFactory) -> None:
     ours = await connect()
     other = await connect(client_id=8)
@@ -406,6 +446,16 @@ async def test_account_summary(ib: Harness) -> None:
     assert ib.fake.messages(62)
 
 
+async def test_the_commission_of_the_account_counts_only_its_own_executions(fake: FakeTws, connect: BrokerFactory) -> None:
+    fake.accounts = ("DU123", "DU456")
+    fill_at_once(fake)
+    other = await connect(client_id=8, account="DU123")
+    await other.broker.submit(make_order())
+    ours = await connect(account="DU456")  # its session starts by reading every execution of the day
+    assert (await ours.broker.account()).commission == Decimal(0)
+    assert (await other.broker.account()).commission == Decimal("1.25")
+
+
 async def test_describe(ib: Harness) -> None:
     fill_at_once(ib.fake)
     await ib.broker.submit(make_order())
@@ -440,3 +490,62 @@ async def test_the_adapter_is_registered_as_ibkr() -> None:
     assert adapter_class("ibkr") is IbkrBroker
     assert options_class("ibkr") is IbkrBroker.Options
     assert IbkrBroker.credential_fields == ()
+
+
+# ------------------------------------------------------------------ races with TWS
+
+
+async def test_a_fill_pushed_before_tws_lists_its_order_is_not_lost(fake: FakeTws, connect: BrokerFactory) -> None:
+    first = await connect()
+    order = make_order(type="LIMIT", limit_price=Decimal("1.08"))
+    await first.broker.submit(order)
+    await first.broker.stop()
+    list_orders = fake._open_orders
+
+    def fill_first(session: Any, fields: list[str]) -> None:
+        # The order fills as the next session starts: its execution arrives before ib_async has a trade for it.
+        fake._open_orders = list_orders  # type: ignore[method-assign]
+        fake.fill(fake.order_by_ref(order.client_order_id), "20000", "1.08")
+        list_orders(session, fields)
+
+    fake._open_orders = fill_first  # type: ignore[method-assign]
+    second = await connect()
+    report = await second.broker.lookup(order.client_order_id)
+    assert report is not None and report.status is S.FILLED
+    assert [(f.trade_id, f.quantity, f.commission) for f in report.fills] == [(fake.executions[0].exec_id, Decimal("20000"), Decimal("1.25"))]
+
+
+async def test_an_order_that_fills_while_its_modification_waits_for_the_rate_limit_is_not_modified(connect: BrokerFactory) -> None:
+    import asyncio
+
+    ib = await connect()
+    order, fake_order = await working(ib)
+    ib.broker._conn.bucket.block(0.2)  # the next message waits its turn
+
+    async def fill_meanwhile() -> None:
+        await asyncio.sleep(0.05)
+        ib.fake.fill(fake_order, fake_order.quantity, "1.08")
+
+    task = asyncio.get_running_loop().create_task(fill_meanwhile())
+    with pytest.raises(OrderNotFound, match="FILLED"):
+        await ib.broker.modify(order, OrderChanges(limit_price=Decimal("1.0805")))
+    await task
+    assert len(ib.fake.messages(3)) == 1  # nothing was sent for the filled order
+
+
+async def test_a_cancel_waiting_for_the_rate_limit_across_a_reconnect_answers_for_the_new_session(connect: BrokerFactory) -> None:
+    import asyncio
+
+    ib = await connect()
+    order, fake_order = await working(ib)
+    ib.broker._conn.bucket.block(0.2)  # the next message waits its turn
+
+    async def drop_meanwhile() -> None:
+        await asyncio.sleep(0.02)
+        ib.fake.drop()
+
+    task = asyncio.get_running_loop().create_task(drop_meanwhile())
+    report = await ib.broker.cancel(order)
+    await task
+    assert fake_order.status == "Cancelled"
+    assert report.status is S.CANCELED

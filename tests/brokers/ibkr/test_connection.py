@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from typing import Any
 from decimal import Decimal
 
 import pytest
@@ -165,3 +166,33 @@ async def test_a_bracket_takes_one_token_per_leg(connect: BrokerFactory) -> None
     started = time.monotonic()
     await ib.broker.submit(make_order(type="LIMIT", limit_price=Decimal("1.08"), stop_loss=Decimal("1.07"), take_profit=Decimal("1.09")))
     assert time.monotonic() - started >= 0.18
+
+
+async def test_a_drop_while_a_reconnected_session_is_being_set_up_is_reconnected_too(fake: FakeTws, connect: BrokerFactory) -> None:
+    await fake.pause()
+    ib = await connect()  # TWS away: the session comes from the background reconnection
+    details = fake._contract_details
+
+    def drop_once(session: Any, fields: list[str]) -> None:  # TWS goes away again while the instruments are qualified
+        fake._contract_details = details  # type: ignore[method-assign]
+        fake.drop()
+
+    fake._contract_details = drop_once  # type: ignore[method-assign]
+    await fake.resume()
+    await fake.wait_for(lambda: fake.connections >= 2 and ib.broker.instrument("EUR_USD").extra["con_id"] == 12087792, timeout=3.0)  # type: ignore[union-attr]
+    assert ib.broker.describe()["connected"] is True
+
+
+async def test_a_rate_limit_above_ibs_still_sends_at_most_50_messages_a_second(connect: BrokerFactory) -> None:
+    ib = await connect(rate_limit=500, timeout=5.0)
+    await asyncio.gather(*(ib.broker.submit(make_order(f"sma-{i}", type="LIMIT", limit_price=Decimal("1.08"))) for i in range(70)))
+    arrivals = [r.at for r in ib.fake.received]
+    assert len(arrivals) > 70
+    assert arrivals[-1] - arrivals[0] >= 0.9  # IB disconnects a client that sends more than 50 messages a second
+
+
+async def test_a_config_error_at_start_leaves_nothing_connecting_in_the_background(fake: FakeTws, connect: BrokerFactory) -> None:
+    with pytest.raises(ConfigError, match="DU999"):
+        await connect(account="DU999")
+    await asyncio.sleep(0.3)
+    assert fake.connections == 1

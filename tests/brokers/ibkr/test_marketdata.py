@@ -88,3 +88,20 @@ async def test_a_snapshot_without_prices_is_service_unavailable(connect: BrokerF
 async def test_quotes_of_instruments_not_configured_are_refused(ib: Harness) -> None:
     with pytest.raises(InvalidInstrument):
         await ib.broker.quote("GBP_USD")
+
+
+async def test_a_snapshot_whose_connection_drops_while_it_waits_for_the_rate_limit_is_asked_again(connect: BrokerFactory) -> None:
+    import asyncio
+
+    ib = await connect(quotes="snapshot", reconnect_max_delay=0.5)  # back 0.5 s after a drop
+    ib.broker._conn.bucket.block(0.2)  # the request waits its turn
+
+    async def drop_meanwhile() -> None:
+        await asyncio.sleep(0.02)
+        ib.fake.drop()
+
+    task = asyncio.get_running_loop().create_task(drop_meanwhile())
+    quote = await ib.broker.quote("EUR_USD")
+    await task
+    assert (quote.bid, quote.ask) == (Decimal("1.08512"), Decimal("1.08519"))
+    assert ib.fake.connections == 2
