@@ -24,28 +24,44 @@ class TokenBucket:
         self._stamp = clock()
         self._blocked_until = 0.0
 
+    def _refill(self, now: float) -> None:
+        if now > self._stamp:
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+
     def delay(self, tokens: float = 1.0) -> float:
         """Take ``tokens`` if they are there and return 0; otherwise take nothing and return the seconds to wait."""
         now = self._clock()
         if now < self._blocked_until:
             return self._blocked_until - now
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
+        self._refill(now)
         if self._tokens >= tokens - 1e-9:  # float refill arithmetic falls a hair short of whole tokens
             self._tokens = max(0.0, self._tokens - tokens)
             return 0.0
         return (tokens - self._tokens) / self.rate
 
+    def reserve(self, tokens: float = 1.0) -> float:
+        """Take ``tokens`` now, into debt if need be, and return the seconds to wait before acting.
+
+        Callers are served in the order they reserve: a large request is not starved by a stream of small ones.
+        """
+        now = self._clock()
+        self._refill(now)
+        self._tokens -= tokens
+        debt = max(0.0, -self._tokens) / self.rate
+        return max(0.0, max(self._stamp, now) - now + debt)
+
     async def take(self, tokens: float = 1.0) -> None:
-        """Wait until ``tokens`` are available and take them."""
-        while (wait := self.delay(tokens)) > 0:
+        """Wait until ``tokens`` are this caller's and take them (first come, first served)."""
+        wait = self.reserve(tokens)
+        if wait > 0:
             await asyncio.sleep(wait)
 
     def block(self, seconds: float) -> None:
         """The broker said to wait (429 / Retry-After): hand out nothing for ``seconds``."""
         now = self._clock()
         self._blocked_until = max(self._blocked_until, now + max(0.0, seconds))
-        self._tokens = 0.0
+        self._tokens = min(0.0, self._tokens)
         self._stamp = max(self._stamp, self._blocked_until)
 
 

@@ -70,3 +70,21 @@ def test_retry_after_as_an_http_date() -> None:
     now = datetime(2026, 11, 22, 12, 0, 0, tzinfo=timezone.utc)
     assert retry_after_seconds("Sun, 22 Nov 2026 12:00:30 GMT", now=now) == 30.0
     assert retry_after_seconds("Sun, 22 Nov 2026 11:00:00 GMT", now=now) == 0.0
+
+
+def test_reservations_are_served_in_order_so_a_big_request_is_not_starved() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=10, burst=1, clock=clock)
+    assert bucket.reserve(1) == 0  # the saved token
+    assert bucket.reserve(5) == pytest.approx(0.5)  # waits for five tokens' worth
+    assert bucket.reserve(1) == pytest.approx(0.6)  # a small one behind it waits its turn, not in front
+    clock.now += 0.6
+    assert bucket.reserve(1) == pytest.approx(0.1)
+
+
+def test_a_reservation_during_a_block_waits_for_its_end() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=10, burst=5, clock=clock)
+    bucket.block(2.0)
+    assert bucket.reserve(1) == pytest.approx(2.1)
+    assert bucket.reserve(1) == pytest.approx(2.2)
