@@ -538,3 +538,15 @@ def test_locate_key_finds_every_generated_key(tables: dict[str, dict[str, Any]],
     assert set(data["strategies"]) == set(tables)
     for dotted, line in where.items():
         assert locate_key(text, dotted) == line, (dotted, text)
+
+
+def test_the_shipped_configuration_and_its_commented_broker_tables_are_valid() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "supervisor.toml"
+    assert set(parse_config(shipped.read_text(), shipped).brokers) == {"paper"}
+    lines = shipped.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# [brokers."))
+    uncommented = "\n".join(line.removeprefix("# ") for line in lines[start:] if line.startswith("# ") and not line.startswith("#  "))
+    config = parse_config(shipped.read_text() + "\n" + uncommented + "\n", shipped)
+    assert {name: entry.type for name, entry in config.brokers.items()} == {
+        "paper": "paper", "fx": "oanda", "bn": "binance", "cb": "coinbase", "ib": "ibkr",
+    }
