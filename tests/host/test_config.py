@@ -550,3 +550,23 @@ def test_the_shipped_configuration_and_its_commented_broker_tables_are_valid() -
     assert {name: entry.type for name, entry in config.brokers.items()} == {
         "paper": "paper", "fx": "oanda", "bn": "binance", "cb": "coinbase", "ib": "ibkr",
     }
+
+
+def test_several_accounts_of_one_broker_type_side_by_side(tmp_path: Path) -> None:
+    path = write_config(tmp_path, """
+        [router]
+        default_broker = "fx_practice"
+        [brokers.fx_practice]
+        type = "oanda"
+        account_id = "101-004-1234567-001"
+        [brokers.fx_live]
+        type = "oanda"
+        environment = "live"
+        allow_live = true
+        account_id = "001-004-7654321-001"
+        base_url = "http://127.0.0.1:9"
+    """)
+    config = load_config(path)
+    practice, live = config.brokers["fx_practice"].options, config.brokers["fx_live"].options
+    assert (practice.environment, practice.account_id) == ("practice", "101-004-1234567-001")
+    assert (live.environment, live.allow_live, live.base_url) == ("live", True, "http://127.0.0.1:9")
