@@ -10,7 +10,8 @@ Everything runs here, in throw-away folders under /tmp; nothing needs the
 network. Each figure is measured in this one run, side by side:
 
 1. raw ZeroMQ echo: a DEALER in this process, a ROUTER in another process
-   that sends every message straight back (the transport's limit);
+   that sends every message straight back (the transport's limit), and a
+   one-row SQLite commit with fsync on the same disk (durability's limit);
 2. an empty HTTP JSON POST over a keep-alive connection to a stdlib
    ``http.server`` in another process (the REST design; leaner than Flask or
    FastAPI, so the comparison favours HTTP);
@@ -131,6 +132,28 @@ def zmq_echo(root: Path, count: int) -> tuple[float, float]:
     server.join(10)
     sock.close()
     context.term()
+    return percentiles(samples)
+
+
+# -- the durability floor -------------------------------------------------------------------------
+
+
+def commit_floor(root: Path, count: int) -> tuple[float, float]:
+    """One small row per transaction in SQLite WAL with synchronous=FULL: the fsync every durable order pays."""
+    db = sqlite3.connect(root / "floor.db", isolation_level=None)
+    db.execute("PRAGMA page_size=1024")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    samples = []
+    for i in range(count + 200):
+        started = time.perf_counter()
+        db.execute("BEGIN")
+        db.execute("INSERT INTO t (v) VALUES (?)", ("x" * 200,))
+        db.execute("COMMIT")
+        if i >= 200:
+            samples.append(time.perf_counter() - started)
+    db.close()
     return percentiles(samples)
 
 
@@ -258,6 +281,7 @@ def main() -> None:
     router = Router(root)
     try:
         echo = zmq_echo(root, count)
+        floor = commit_floor(root, count)
         empty_http = http_json(router, "/empty", count)
         order_http = http_json(router, "/orders", count)
         order_zmq = zmq_order(router, count)
@@ -273,12 +297,14 @@ def main() -> None:
         "| what | p50 ms | p99 ms | p50 vs raw echo |",
         "|---|---|---|---|",
         f"| raw ZeroMQ echo, two processes | {echo[0]:.3f} | {echo[1]:.3f} | 1.0x |",
+        f"| one-row SQLite commit, WAL + fsync (the durability floor) | {floor[0]:.3f} | {floor[1]:.3f} | {floor[0] / echo[0]:.1f}x |",
         f"| empty HTTP JSON POST, keep-alive (stdlib http.server) | {empty_http[0]:.3f} | {empty_http[1]:.3f} | {empty_http[0] / echo[0]:.1f}x |",
         f"| market order over HTTP JSON -> router (paper fill, durable audit) | {order_http[0]:.3f} | {order_http[1]:.3f} | {order_http[0] / echo[0]:.1f}x |",
         f"| market order over ZeroMQ (paper fill, durable audit) | {order_zmq[0]:.3f} | {order_zmq[1]:.3f} | {order_zmq[0] / echo[0]:.1f}x |",
         "",
         f"durable ZeroMQ order vs empty HTTP call: {order_zmq[0] / empty_http[0]:.2f}x at p50, {order_zmq[1] / empty_http[1]:.2f}x at p99",
         f"durable ZeroMQ order vs the same order over HTTP: {order_zmq[0] / order_http[0]:.2f}x at p50",
+        f"durable ZeroMQ order vs its floor (echo + one fsync'd commit): {order_zmq[0] / (echo[0] + floor[0]):.2f}x at p50",
         "",
         f"throughput, 10 processes x 64 orders in flight for {seconds:g} s: {flow['per_second']:,.0f} orders/s "
         f"({flow['acknowledged']:,} acknowledged, {flow['stored']:,} in the orders table, {flow['audited']:,} with their broker call audited)",
