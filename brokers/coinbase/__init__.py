@@ -1,0 +1,1 @@
+"""Coinbase Advanced Trade (spot) through ccxt; see :mod:`.options` for the ``[brokers.NAME]`` table."""
