@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -27,25 +25,18 @@ sys.path.insert(0, str(REPO))
 
 ADAPTERS = ("oanda", "coinbase", "binance", "ibkr")
 
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
+from bench_router import machine  # noqa: E402  (this folder is on sys.path when run as a script)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("adapters", nargs="*", choices=[*ADAPTERS, []], default=list(ADAPTERS))
+    parser.add_argument("adapters", nargs="*", metavar="ADAPTER", help=f"any of {', '.join(ADAPTERS)} (default: all)")
     parser.add_argument("-n", type=int, default=2000, help="orders per figure (default 2000)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
+    unknown = sorted(set(args.adapters) - set(ADAPTERS))
+    if unknown:
+        parser.error(f"unknown adapter {', '.join(unknown)}; known: {', '.join(ADAPTERS)}")
     lines = [f"machine: {machine()}", f"orders per figure: {args.n}", ""]
     for name in args.adapters or ADAPTERS:
         module = importlib.import_module(f"benchmarks.adapters.{name}")

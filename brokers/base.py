@@ -18,10 +18,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from host.trading.model import Account, ErrorInfo, Fill, Instrument, Order, OrderChanges, OrderRequest, OrderType, Position, Quote, TimeInForce
 from host.trading.states import OrderStatus
@@ -34,13 +34,33 @@ __all__ = [
     "AdapterServices",
     "BrokerAdapter",
     "Capabilities",
+    "ConfigDecimal",
     "ExecutionReport",
     "OutcomeUnknown",
+    "decimal_from_config",
 ]
 
 
 class OutcomeUnknown(Exception):
     """The broker may or may not have the order; it must be looked up, never re-sent."""
+
+
+def decimal_from_config(value: Any) -> Any:
+    """A TOML number or string as a Decimal; floats through ``str()`` so that 0.1 means 0.1, booleans refused."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, str):
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number") from None
+    return value
+
+
+ConfigDecimal = Annotated[Decimal, BeforeValidator(decimal_from_config), Field(allow_inf_nan=False)]
+"""A decimal option: a TOML string (exact), integer or float."""
 
 
 class AdapterOptions(BaseModel):

@@ -6,26 +6,29 @@ Run from the repository root::
     .venv/bin/python benchmarks/adapters/ibkr.py           # 2,000 orders
     .venv/bin/python benchmarks/adapters/ibkr.py 500
 
-``measure(n)`` returns, in microseconds per order:
+``measure(n)`` returns, in microseconds per order (first the figures every adapter
+module reports, see ``benchmarks/adapters/__init__.py``):
 
-- ``mapping_us``: our order → ib_async order(s) with the contract, and a filled
-  ib_async trade → ExecutionReport, with no I/O (the TWS API signs nothing:
+- ``mapping_signing_us``: our order → ib_async order(s) with the contract, and a
+  filled ib_async trade → ExecutionReport, with no I/O (the TWS API signs nothing:
   TWS holds the login, so there is no signing step to time);
-- ``round_trip_p50_us`` / ``round_trip_p99_us`` / ``round_trip_mean_us``:
-  ``IbkrBroker.submit`` to its answer, against the loopback fake TWS (server
-  version 176, in its own process) that answers every order with openOrder,
-  orderStatus, execDetails, orderStatus Filled and the commission report:
-  pacing, placeOrder through ib_async's socket, decoding, the state of the
-  order, the report (with the fill when it came in the same TCP read). The rate
-  limit is lifted for the run (the default 45 a second would dominate otherwise);
-- ``bare_ib_async_p50_us``: a bare ``ib_async.IB`` placing the same order and
-  waiting for what the adapter's answer waits for (TWS's acknowledgement, and
-  the commission report of a fill that came with it), and
-  ``adapter_overhead_p50_us`` the difference (the adapter's own cost);
-- ``to_fill_p50_us`` / ``bare_to_fill_p50_us``: from submit to the FILLED report
-  with its commission (the answer or the report emitted after it), and the bare
-  client's time to the same messages;
-- ``connections``: API sessions the fake saw during the adapter's run (1 = one socket throughout).
+- ``round_trip_p50_us`` / ``round_trip_p99_us``: ``IbkrBroker.submit`` of a market
+  order to its answer, against the contract tests' fake TWS
+  (``tests/brokers/ibkr/fake_tws.py``, server version 176, on 127.0.0.1 in its own
+  process) that answers every order with openOrder, orderStatus, execDetails,
+  orderStatus Filled and the commission report: pacing, placeOrder through
+  ib_async's socket, decoding, the state of the order, the report (with the fill
+  when it came in the same TCP read). The rate limit and ib_async's throttle
+  behind it are lifted for the run (IB's 45-50 a second would dominate otherwise);
+- ``bare_p50_us``: a bare ``ib_async.IB`` placing the same order and waiting for
+  what the adapter's answer waits for (TWS's acknowledgement, and the commission
+  report of a fill that came with it), and ``overhead_p50_us`` the difference (the
+  adapter's own cost). The bare client runs all its orders first, on its own
+  session, then the adapter;
+- ``connections``: API sessions (sockets) the fake saw during the adapter's run (1 = one socket throughout);
+- ``to_fill_p50_us`` / ``bare_to_fill_p50_us`` (extra): from submit to the FILLED
+  report with its commission (the answer or the report emitted after it), and the
+  bare client's time to the same messages.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -46,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import sqlalchemy  # noqa: E402
 from ib_async import IB, CommissionReport, Execution, Fill, Forex, MarketOrder, OrderStatus, Trade, TradeLogEntry  # noqa: E402
 
+from benchmarks.adapters import figures, main, percentile_us, warm_up  # noqa: E402
 from brokers.base import AdapterServices, ExecutionReport  # noqa: E402
 from brokers.ibkr.adapter import IbkrBroker  # noqa: E402
 from brokers.ibkr.contracts import contract_for  # noqa: E402
@@ -129,6 +132,7 @@ async def _adapter_round_trips(port: int, n: int, warm: int) -> tuple[list[float
     options = IbkrOptions(port=port, client_id=11, timeout=5, rate_limit=1_000_000, commission_wait=1.0, instruments=EUR_USD)
     services = AdapterServices(engine=sqlalchemy.create_engine("sqlite://"), emit=emit, clock=time.time, logger=logging.getLogger("bench.ibkr"))
     broker = IbkrBroker("ib", options, services)
+    broker._ib.client.MaxRequests = 0  # ib_async's own throttle too, which the adapter keeps as a backstop at IB's 50 a second
     await broker.start()
     answers: list[float] = []
     fills: list[float] = []
@@ -183,11 +187,6 @@ async def _bare_round_trips(port: int, n: int, warm: int) -> tuple[list[float], 
     return answers, fills
 
 
-def _p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e6
-
-
 def measure(n: int) -> dict[str, float]:
     """Per-order figures in microseconds (see the module docstring)."""
     logging.getLogger("ib_async").setLevel(logging.CRITICAL)
@@ -197,7 +196,7 @@ def measure(n: int) -> dict[str, float]:
     server.start()
     try:
         port = ours.recv()
-        warm = max(10, n // 20)
+        warm = warm_up(n)
         bare, bare_fills = asyncio.run(_bare_round_trips(port, n, warm))
         adapter, adapter_fills = asyncio.run(_adapter_round_trips(port, n, warm))
         ours.send("stop")
@@ -206,21 +205,11 @@ def measure(n: int) -> dict[str, float]:
         server.join(timeout=5)
         if server.is_alive():
             server.terminate()
-    bare_p50, ours_p50 = _p(bare, 0.5), _p(adapter, 0.5)
-    return {
-        "mapping_us": round(mapping, 2),
-        "round_trip_p50_us": round(ours_p50, 1),
-        "round_trip_p99_us": round(_p(adapter, 0.99), 1),
-        "round_trip_mean_us": round(statistics.fmean(adapter) * 1e6, 1),
-        "bare_ib_async_p50_us": round(bare_p50, 1),
-        "adapter_overhead_p50_us": round(ours_p50 - bare_p50, 1),
-        "to_fill_p50_us": round(_p(adapter_fills, 0.5), 1),
-        "bare_to_fill_p50_us": round(_p(bare_fills, 0.5), 1),
-        "connections": float(connections - 1),  # the bare client's session is the first one
+    return figures(mapping, adapter, bare, connections - 1) | {  # the bare client's session is the first one
+        "to_fill_p50_us": percentile_us(adapter_fills, 0.5),
+        "bare_to_fill_p50_us": percentile_us(bare_fills, 0.5),
     }
 
 
 if __name__ == "__main__":
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    for key, value in measure(count).items():
-        print(f"{key:>26}: {value}")
+    main(measure)

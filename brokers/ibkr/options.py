@@ -31,11 +31,11 @@ TWS for each one's contract details (id, tick, size rules) when it connects::
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from brokers.base import ConfigDecimal
 from brokers.remote import LIVE, RemoteOptions
 from host.trading.model import INSTRUMENT_PATTERN
 
@@ -60,21 +60,7 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _PAIR_SEPARATORS = re.compile(r"[_/.\-]")
 
 
-def _decimal(value: Any) -> Any:
-    # Floats go through str() so that 0.01 means 0.01.
-    if isinstance(value, bool):
-        raise ValueError("expected a number, got a boolean")
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, str):
-        try:
-            return Decimal(value.strip())
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a decimal number") from None
-    return value
-
-
-Positive = Annotated[Decimal, BeforeValidator(_decimal), Field(gt=0, allow_inf_nan=False)]
+Positive = Annotated[ConfigDecimal, Field(gt=0)]
 
 
 def default_port(environment: str, gateway: bool) -> int:

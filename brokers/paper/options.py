@@ -33,12 +33,12 @@ the adapter (run on its own) against the current working directory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from decimal import Decimal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from brokers.base import AdapterOptions
+from brokers.base import AdapterOptions, ConfigDecimal
 from host.trading.model import INSTRUMENT_PATTERN, Instrument
 
 __all__ = [
@@ -60,21 +60,7 @@ __all__ = [
 ]
 
 
-def _decimal(value: Any) -> Any:
-    # Floats go through str() so that 0.1 means 0.1, not 0.1000000000000000055511151231257827.
-    if isinstance(value, bool):
-        raise ValueError("expected a number, got a boolean")
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, str):
-        try:
-            return Decimal(value.strip())
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a decimal number") from None
-    return value
-
-
-Dec = Annotated[Decimal, BeforeValidator(_decimal), Field(allow_inf_nan=False)]
+Dec = ConfigDecimal
 NonNegative = Annotated[Dec, Field(ge=0)]
 Positive = Annotated[Dec, Field(gt=0)]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -18,6 +20,8 @@ from typing import Any
 
 import psutil
 import pytest
+
+from host.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,8 +100,21 @@ class Host:
             cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout,
         )
 
+    def cli_here(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The same command run in this process: the verbs' own code, without an interpreter start per call.
+
+        For the many status polls of waiting tests; ``cli`` runs the real entry point."""
+        out, err = io.StringIO(), io.StringIO()
+        argv = [*args, "--config", str(self.config)]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli_main(argv)
+            except SystemExit as exc:  # argparse refusing the arguments
+                code = exc.code if isinstance(exc.code, int) else 2
+        return subprocess.CompletedProcess(["tradehost", *argv], code, out.getvalue(), err.getvalue())
+
     def status(self) -> dict[str, dict[str, Any]]:
-        result = self.cli("status", "--json")
+        result = self.cli_here("status", "--json")
         assert result.returncode == 0, result.stderr
         return {row["name"]: row for row in json.loads(result.stdout)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -116,10 +117,14 @@ def test_a_reader_racing_the_creator_gets_the_same_key(tmp_path: Path, monkeypat
     result: dict[str, bytes] = {}
     creator = threading.Thread(target=lambda: result.setdefault("creator", read_or_create_key(path)))
     creator.start()
+    reader = threading.Thread(target=lambda: result.setdefault("reader", read_or_create_key(path)))
     try:
         assert created.wait(5)
-        reader_key = read_or_create_key(path)
+        reader.start()
+        time.sleep(0.2)
+        assert "reader" not in result  # it waits for the key rather than reading an empty file
     finally:
         release.set()
         creator.join(5)
-    assert reader_key == result["creator"]
+        reader.join(5)
+    assert result["reader"] == result["creator"]

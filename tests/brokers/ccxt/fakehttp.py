@@ -28,6 +28,8 @@ class Recorded:
     query: str
     body: str
     headers: dict[str, str]
+    peer: Any = None
+    """The client's address and port: one per TCP connection (benchmarks count connections by it)."""
 
     @property
     def params(self) -> dict[str, str]:
@@ -105,7 +107,8 @@ class ScriptedServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         body = await request.text()
-        self.requests.append(Recorded(request.method, request.path, request.query_string, body, dict(request.headers)))
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        self.requests.append(Recorded(request.method, request.path, request.query_string, body, dict(request.headers), peer))
         script = self._take_script(request.method, request.path)
         if script is None:
             return await handler(request)

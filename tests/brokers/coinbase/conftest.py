@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from brokers.base import AdapterServices, ExecutionReport
 from brokers.coinbase.adapter import CoinbaseBroker
 from brokers.coinbase.options import CoinbaseOptions
-from host.trading.model import Order
-from host.trading.states import OrderStatus
-from tests.brokers.ccxt.statedb import state_engine
+from tests.brokers.ccxt.harness import adapter_on, make_order
 
 from .fakeserver import KEY_NAME, FakeCoinbase, ec_key
 
@@ -28,44 +23,20 @@ async def coinbase(
 ) -> AsyncIterator[tuple[FakeCoinbase, CoinbaseBroker, list[ExecutionReport]]]:
     """The fake exchange, an adapter pointed at it (timeout 0.5 s, fast retries) and the reports it emitted."""
     secret, public = key or ec_key()
-    server = FakeCoinbase(public, key_name)
-    url = await server.start()
-    emitted: list[ExecutionReport] = []
-    engine = state_engine(tmp_path / "state.db")
-    services = AdapterServices(
-        engine=engine, emit=emitted.append, clock=time.time, logger=logging.getLogger("test.coinbase"),
-        secrets={"api_key": key_name, "api_secret": secret},
-    )  # fmt: skip
-    opts = CoinbaseOptions(
-        base_url=url, timeout=options.pop("timeout", 0.5), poll_interval=options.pop("poll_interval", 0.05),
-        rate_limit=options.pop("rate_limit", 1000), **options,
-    )  # fmt: skip
-    broker = CoinbaseBroker("cb", opts, services)
-    broker.read_backoff = 0.01
-    try:
-        if start:
-            await broker.start()
-            broker.exchange.timeout_on_exit = 0  # ccxt waits 250 ms on close for TLS; there is none here
-        yield server, broker, emitted
-    finally:
-        await broker.stop()
-        await server.stop()
-        engine.dispose()
+
+    def build(url: str, services: AdapterServices) -> CoinbaseBroker:
+        opts = CoinbaseOptions(
+            base_url=url, timeout=options.pop("timeout", 0.5), poll_interval=options.pop("poll_interval", 0.05),
+            rate_limit=options.pop("rate_limit", 1000), **options,
+        )  # fmt: skip
+        return CoinbaseBroker("cb", opts, services)
+
+    async with adapter_on(FakeCoinbase(public, key_name), build, tmp_path, {"api_key": key_name, "api_secret": secret}, start=start) as parts:
+        yield parts
 
 
-def order(
-    cid: str, side: str = "BUY", qty: str = "0.01", kind: str = "LIMIT", limit: str | None = "30000.01", stop: str | None = None,
-    tif: str = "GTC", instrument: str = "BTC/USD", broker_order_id: str | None = None,
-) -> Order:
-    """An order as the router hands it to the adapter."""
-    now = datetime.now(UTC)
-    return Order(
-        client_order_id=cid, request_id="r", strategy="sma", run_id=None, broker="cb", broker_order_id=broker_order_id,
-        instrument=instrument, side=side, type=kind, quantity=Decimal(qty), limit_price=Decimal(limit) if limit else None,
-        stop_price=Decimal(stop) if stop else None, time_in_force=tif, stop_loss=None, take_profit=None, tag=None,
-        status=OrderStatus.SUBMITTED, raw_status=None, filled_quantity=Decimal(0), average_price=None, commission=Decimal(0),
-        error=None, created_at=now, updated_at=now,
-    )  # fmt: skip
+order = partial(make_order, broker="cb", limit="30000.01", instrument="BTC/USD")
+"""An order as the router hands it to the adapter."""
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
