@@ -18,7 +18,6 @@ from host.trading.states import OrderStatus
 from host.trading.tokens import RunTokens
 
 from .audit import AuditLog
-from .checkpoint import Checkpointer
 from .reconcile import EXTERNAL, reconcile
 from .engine import BrokerCall, Engine, Outcome, run_now
 from .journal import Journal, TradingDays
@@ -42,8 +41,6 @@ class Router:
         self.database = create_engine(config.database_url)
         if self.database.dialect.name == "sqlite":
             event.listen(self.database, "connect", _sqlite_pragmas)
-        self.checkpointer = Checkpointer(self.database)
-        self.checkpointer.install()
         metadata.create_all(self.database)
         self.risk = RiskEngine(config.risk)
         self._load_trading_state()
@@ -157,6 +154,5 @@ class Router:
                     log.exception("broker %s did not stop cleanly", adapter.name)
             self.engine.close()
             self.server.close()
-            self.checkpointer.stop()
             self.database.dispose()
         return 0

@@ -94,7 +94,6 @@ async def _close(router: Router) -> None:
         await adapter.stop()
     router.engine.close()
     router.server.close()
-    router.checkpointer.stop()
     router.database.dispose()
 
 
