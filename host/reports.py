@@ -208,6 +208,8 @@ def _print_rows(args: argparse.Namespace, rows: list[dict[str, Any]], render: Ca
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     elif rows:
         print(render(rows))
+    else:  # on stderr, so that a script reading stdout still sees nothing
+        print(f"no {args.verb} match", file=sys.stderr)
     return 0
 
 

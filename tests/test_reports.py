@@ -280,7 +280,7 @@ def test_audit_verify_tampered(config: Config, filled: Engine, capsys: pytest.Ca
 
 @pytest.mark.parametrize("verb", ["orders", "positions", "audit"])
 def test_no_database_yet_is_empty_and_creates_nothing(config: Config, capsys: pytest.CaptureFixture[str], verb: str) -> None:
-    assert run(config, capsys, verb) == (0, "", "")
+    assert run(config, capsys, verb) == (0, "", f"no {verb} match\n")  # said on stderr: stdout stays empty for scripts
     assert run(config, capsys, verb, "--json") == (0, "[]\n", "")
     assert not config.host.state_dir.exists()
 
@@ -297,14 +297,14 @@ def test_a_database_without_router_tables_is_empty(config: Config, capsys: pytes
     config.host.state_dir.mkdir()
     sqlite3.connect(db_path(config)).execute("CREATE TABLE runs (id INTEGER PRIMARY KEY)").connection.close()
     code, out, err = run(config, capsys, *argv)
-    assert (code, err) == (0, "")
+    assert (code, err) == (0, "" if "verify" in argv else f"no {argv[0]} match\n")
     assert out == ("audit trail intact: 0 rows (no audit table yet)\n" if "verify" in argv else "")
     printed = json.loads(run(config, capsys, *argv, "--json")[1])
     assert printed == ({"ok": True, "rows": 0, "first_bad_seq": None, "reason": "audit trail intact: 0 rows (no audit table yet)"} if "verify" in argv else [])
 
 
-def test_empty_tables_print_nothing(config: Config, writer: Engine, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(config, capsys, "orders") == (0, "", "")
+def test_empty_tables_print_nothing_but_say_so_on_stderr(config: Config, writer: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(config, capsys, "orders") == (0, "", "no orders match\n")
     assert run(config, capsys, "audit", "--json") == (0, "[]\n", "")
 
 
