@@ -30,6 +30,7 @@ from host.trading.model import Order, OrderChanges, OrderType, TimeInForce
 from host.trading.states import OrderStatus
 
 from .errors import coinbase_error
+from .jwt import sign_es256_with_cached_key
 from .options import CoinbaseOptions
 from .orders import changes_to_edit, order_to_body, status_of, supports
 
@@ -91,6 +92,7 @@ class CoinbaseBroker(CcxtBroker):
         )  # fmt: skip
         if opts.base_url:
             exchange.urls["api"] = point_at(exchange.urls["api"], opts.base_url)
+        sign_es256_with_cached_key(exchange)
         return exchange
 
     _error = staticmethod(coinbase_error)
