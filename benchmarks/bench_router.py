@@ -6,6 +6,9 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_router.py            # about 1 minute
     .venv/bin/python benchmarks/bench_router.py --quick    # about 20 seconds
 
+    git worktree add /tmp/before COMMIT                    # an earlier version of the order path …
+    .venv/bin/python benchmarks/bench_router.py --baseline /tmp/before   # … against this one, alternating
+
 Everything runs here, in throw-away folders under /tmp; nothing needs the
 network. Each figure is measured in this one run, side by side:
 
@@ -69,12 +72,15 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 class Router:
-    def __init__(self, root: Path) -> None:
+    """``tradehost router`` on a fresh state database; ``tree`` runs another checkout's code instead of this one's."""
+
+    def __init__(self, root: Path, tree: Path | None = None) -> None:
         self.root = root
         (root / "supervisor.toml").write_text("[router]\nenabled = false\nbatch_max = 2048\n")
+        env = dict(os.environ, PYTHONPATH=str(tree)) if tree is not None else None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "host", "router", "--config", str(root / "supervisor.toml"), "--log-level", "WARNING"],
-            cwd=root, stdin=subprocess.DEVNULL,
+            cwd=root, stdin=subprocess.DEVNULL, env=env,
         )
         self.endpoint = f"ipc://{root / 'state' / 'router.sock'}"
         deadline = time.monotonic() + 30
@@ -93,6 +99,11 @@ class Router:
     def count(self, sql: str) -> int:
         with sqlite3.connect(self.root / "state" / "tradehost.db", timeout=30) as conn:
             return int(conn.execute(sql).fetchone()[0])
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -270,13 +281,60 @@ def machine() -> str:
     return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}"
 
 
+def _side_by_side(tree: Path | None, count: int, seconds: float) -> tuple[float, float, float, float]:
+    """Order latency p50, orders/s, and the router's CPU µs per order in each, for one checkout."""
+    root = Path(tempfile.mkdtemp(prefix="thb-", dir="/tmp"))
+    router = Router(root, tree)
+    try:
+        cpu, before = router.cpu_seconds(), router.count("SELECT count(*) FROM orders")
+        p50, _ = zmq_order(router, count)
+        cpu_lat = (router.cpu_seconds() - cpu) / (router.count("SELECT count(*) FROM orders") - before) * 1e6
+        cpu, before = router.cpu_seconds(), router.count("SELECT count(*) FROM orders")
+        flow = throughput(router, 10, seconds, 64)
+        cpu_flow = (router.cpu_seconds() - cpu) / (router.count("SELECT count(*) FROM orders") - before) * 1e6
+    finally:
+        router.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return p50, flow["per_second"], cpu_lat, cpu_flow
+
+
+def compare(baseline: Path, rounds: int, count: int, seconds: float) -> str:
+    """This checkout against ``baseline`` (another checkout), alternating, ``rounds`` times each."""
+    lines = [
+        f"machine: {machine()}", f"this checkout vs {baseline}, alternating, {rounds} rounds", "",
+        "| round | tree | order p50 ms | orders/s | router CPU µs/order, one at a time | router CPU µs/order, at throughput |",
+        "|---|---|---|---|---|---|",
+    ]
+    totals: dict[str, list[tuple[float, float, float, float]]] = {"this": [], "baseline": []}
+    for n in range(1, rounds + 1):
+        for name, tree in (("this", None), ("baseline", baseline)):
+            result = _side_by_side(tree, count, seconds)
+            totals[name].append(result)
+            lines.append(f"| {n} | {name} | {result[0]:.3f} | {result[1]:,.0f} | {result[2]:.0f} | {result[3]:.0f} |")
+    mean = {k: [sum(col) / len(col) for col in zip(*v)] for k, v in totals.items()}
+    lines += [
+        "",
+        f"mean ratio this/baseline: p50 {mean['this'][0] / mean['baseline'][0]:.2f}x, orders/s {mean['this'][1] / mean['baseline'][1]:.2f}x, "
+        f"CPU per order {mean['this'][2] / mean['baseline'][2]:.2f}x one at a time and {mean['this'][3] / mean['baseline'][3]:.2f}x at throughput",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT", help="compare the order path with another checkout's (a git worktree)")
+    parser.add_argument("--rounds", type=int, default=3, help="with --baseline: alternations (default 3)")
     args = parser.parse_args()
     count = 1000 if args.quick else 5000
     seconds = 3.0 if args.quick else 10.0
+    if args.baseline is not None:
+        report = compare(args.baseline.resolve(), args.rounds, 2000 if not args.quick else 500, 5.0 if not args.quick else 2.0)
+        print(report)
+        if args.output:
+            args.output.write_text(report + "\n")
+        return
     root = Path(tempfile.mkdtemp(prefix="thb-", dir="/tmp"))
     router = Router(root)
     try:
