@@ -85,6 +85,8 @@ class Capabilities:
     """Working orders can be changed in place."""
     instruments: tuple[str, ...]
     """Symbols the broker trades, as known when the adapter started."""
+    trailing_stops: bool = False
+    """A trailing stop-loss (``trailing_stop``, a price distance) can be attached to an order."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +96,7 @@ class Capabilities:
             "hedging": self.hedging,
             "brackets": self.brackets,
             "modify": self.modify,
+            "trailing_stops": self.trailing_stops,
             "instruments": len(self.instruments),
         }
 

@@ -70,7 +70,7 @@ class BinanceBroker(CcxtBroker):
     type_name = "binance"
     Options = BinanceOptions
     exchange_name = "Binance"
-    order_types: ClassVar[frozenset[OrderType]] = frozenset(OrderType)
+    order_types: ClassVar[frozenset[OrderType]] = frozenset(OrderType) - {OrderType.MARKET_IF_TOUCHED}
     time_in_force: ClassVar[frozenset[TimeInForce]] = frozenset({TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK})
     can_modify = False
     default_rate = 100.0

@@ -319,6 +319,8 @@ class CcxtBroker(BrokerAdapter):
             raise NotSupported(f"{self.exchange_name} does not support {kind} orders with time in force {tif}", broker_code=f"time in force {tif}")
         if order.stop_loss is not None or order.take_profit is not None:
             raise NotSupported(f"{self.exchange_name} does not attach brackets (stop_loss / take_profit)", broker_code="brackets")
+        if order.trailing_stop is not None:
+            raise NotSupported(f"{self.exchange_name} does not support trailing stops", broker_code="trailing stops")
 
     async def submit(self, order: Order) -> ExecutionReport:
         """Check, send once; a timeout, dropped connection or 5xx raises OutcomeUnknown.

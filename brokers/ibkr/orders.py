@@ -5,6 +5,8 @@ among open orders, completed orders and executions by it. An order with
 ``stop_loss`` / ``take_profit`` becomes an IB bracket: the entry, a take-profit
 limit and a stop-loss stop, both children of the entry (``parentId``) and one
 OCA group. Only the last leg is transmitted; TWS sends the whole bracket then.
+A MARKET_IF_TOUCHED order is IB's ``MIT`` with the trigger (our stop_price) as
+``auxPrice``. Trailing stops are not offered (the adapter's capabilities say so).
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ ORDER_TYPES: dict[OrderType, str] = {
     OrderType.LIMIT: "LMT",
     OrderType.STOP: "STP",
     OrderType.STOP_LIMIT: "STP LMT",
+    OrderType.MARKET_IF_TOUCHED: "MIT",
 }
 _OUR_TYPES = {v: k for k, v in ORDER_TYPES.items()}
 _TIFS = {t: t.value for t in TimeInForce}
 _OUR_TIFS = {v: k for k, v in _TIFS.items()}
 _USES_LIMIT = frozenset({"LMT", "STP LMT"})
-_USES_STOP = frozenset({"STP", "STP LMT"})
+_USES_STOP = frozenset({"STP", "STP LMT", "MIT"})
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ def legs_needed(order: Order) -> int:
 
 def order_to_ib(order: Order, order_ids: Sequence[int], *, account: str, outside_rth: bool = False) -> list[Leg]:
     """The IB order(s) for ``order``: the entry first, then take-profit and stop-loss children."""
+    if order.trailing_stop is not None:
+        raise NotSupported(f"order {order.client_order_id}: trailing stops are not supported on IB here")
     if len(order_ids) != legs_needed(order):
         raise ValueError(f"order {order.client_order_id} needs {legs_needed(order)} order ids, got {len(order_ids)}")
     side = Side(order.side)
@@ -114,6 +119,8 @@ def _entry(order: Order, side: Side) -> IbOrder:
         return LimitOrder(action, qty, _price(order.limit_price, "limit price"), tif=tif)
     if kind is OrderType.STOP:
         return StopOrder(action, qty, _price(order.stop_price, "stop price"), tif=tif)
+    if kind is OrderType.MARKET_IF_TOUCHED:
+        return IbOrder(orderType="MIT", action=action, totalQuantity=qty, auxPrice=_price(order.stop_price, "stop price"), tif=tif)
     return StopLimitOrder(action, qty, _price(order.limit_price, "limit price"), _price(order.stop_price, "stop price"), tif=tif)
 
 

@@ -102,6 +102,7 @@ class OandaBroker(BrokerAdapter):
             brackets=True,
             modify=True,
             instruments=tuple(self._instruments),
+            trailing_stops=True,
         )
 
     async def start(self) -> None:

@@ -1,12 +1,14 @@
 """Our orders → OANDA v20 order JSON, and OANDA's answers, orders and transactions → execution reports (pure).
 
-Order types: MARKET, LIMIT and STOP map to OANDA's types of the same name.
-STOP_LIMIT becomes an OANDA STOP order whose ``priceBound`` is our limit: it
-triggers at the stop price and fills at the limit or better, and what cannot
-fill within the bound is cancelled (``BOUNDS_VIOLATION``) instead of resting as
-a limit order. OANDA's MARKET_IF_TOUCHED has no OrderType of ours and is never
-sent; one found at the broker (placed elsewhere) is reported as a LIMIT at its
-price with raw_status ``MARKET_IF_TOUCHED ...``.
+Order types: MARKET, LIMIT, STOP and MARKET_IF_TOUCHED map to OANDA's types of
+the same name (a MARKET_IF_TOUCHED's ``price`` is our ``stop_price``, its
+trigger). STOP_LIMIT becomes an OANDA STOP order whose ``priceBound`` is our
+limit: it triggers at the stop price and fills at the limit or better, and what
+cannot fill within the bound is cancelled (``BOUNDS_VIOLATION``) instead of
+resting as a limit order. An OANDA MARKET_IF_TOUCHED found at the broker is
+reported as one (trigger in ``stop_price``), unless it has a ``priceBound``
+(never sent from here), which has no equivalent and reads as a LIMIT at its
+trigger price.
 
 Time in force: a MARKET order is FOK unless it is IOC (OANDA allows only those
 two); for the others GTC → GTC, DAY → GFD (OANDA's trading day ends 17:00 New
@@ -14,9 +16,11 @@ York), IOC → IOC, FOK → FOK.
 
 Brackets: ``stop_loss`` → ``stopLossOnFill``, ``take_profit`` → ``takeProfitOnFill``;
 the orders OANDA creates from them carry the client ids ``<id>-SL`` and ``<id>-TP``
-so they can be looked up and reported as the parent's children. Trailing stops
-cannot be asked for (the order model has no field for them); a trailing stop
-set up elsewhere is reported as a STOP at its current trigger price.
+so they can be looked up and reported as the parent's children. ``trailing_stop``
+(a price distance) → ``trailingStopLossOnFill`` with client id ``<id>-TSL``. The
+order model has no trailing type: a trailing stop found at the broker (such a
+child, or one set up elsewhere) is reported as a STOP at its current trigger
+price (``trailingStopValue``), which moves as the market does.
 
 An accepted order OANDA kills at once (``orderCancelTransaction`` in a 201) is
 REJECTED, with the reason as broker code, unless the reason is the order's own
@@ -67,7 +71,7 @@ S = OrderStatus
 CHILD_SUFFIX: dict[str, str] = {"STOP_LOSS": "-SL", "TAKE_PROFIT": "-TP", "TRAILING_STOP_LOSS": "-TSL"}
 """OANDA's order type of a bracket child → the suffix of its client id after the parent's."""
 
-_TYPES: dict[str, str] = {"MARKET": "MARKET", "LIMIT": "LIMIT", "STOP": "STOP", "STOP_LIMIT": "STOP"}
+_TYPES: dict[str, str] = {"MARKET": "MARKET", "LIMIT": "LIMIT", "STOP": "STOP", "STOP_LIMIT": "STOP", "MARKET_IF_TOUCHED": "MARKET_IF_TOUCHED"}
 _PENDING_TIF: dict[str, str] = {"GTC": "GTC", "DAY": "GFD", "IOC": "IOC", "FOK": "FOK"}
 _OUR_TIF: dict[str, TimeInForce] = {"GTC": TimeInForce.GTC, "GTD": TimeInForce.GTC, "GFD": TimeInForce.DAY, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
 _CANCELLED_NOT_REJECTED = frozenset({"CLIENT_REQUEST", "CLIENT_REQUEST_REPLACED", "LINKED_TRADE_CLOSED", "INSUFFICIENT_LIQUIDITY", "BOUNDS_VIOLATION", "MIGRATION"})
@@ -179,6 +183,10 @@ def _order_spec(order: Order, units: Decimal, limit: Decimal | None, stop: Decim
         spec["stopLossOnFill"] = {"price": number_text(order.stop_loss, prices), "timeInForce": "GTC", "clientExtensions": {"id": cid + CHILD_SUFFIX["STOP_LOSS"]}}
     if order.take_profit is not None:
         spec["takeProfitOnFill"] = {"price": number_text(order.take_profit, prices), "timeInForce": "GTC", "clientExtensions": {"id": cid + CHILD_SUFFIX["TAKE_PROFIT"]}}
+    if order.trailing_stop is not None:
+        spec["trailingStopLossOnFill"] = {
+            "distance": number_text(order.trailing_stop, prices), "timeInForce": "GTC", "clientExtensions": {"id": cid + CHILD_SUFFIX["TRAILING_STOP_LOSS"]},
+        }
     return spec
 
 
@@ -314,8 +322,10 @@ def _text(value: Any) -> str | None:
 def _prices(data: Mapping[str, Any]) -> tuple[Decimal | None, Decimal | None]:
     """(limit, stop) of an OANDA order as our terms see them."""
     kind = data.get("type")
-    if kind in ("LIMIT", "MARKET_IF_TOUCHED", "TAKE_PROFIT"):
+    if kind in ("LIMIT", "TAKE_PROFIT"):
         return decimal_at(data, "price"), None
+    if kind == "MARKET_IF_TOUCHED":  # one with a priceBound (never sent from here) reads as a LIMIT at its trigger, as it did before
+        return (decimal_at(data, "price"), None) if data.get("priceBound") else (None, decimal_at(data, "price"))
     if kind == "STOP":
         bound = decimal_at(data, "priceBound") if data.get("priceBound") else None
         return bound, decimal_at(data, "price")
@@ -379,13 +389,15 @@ def order_json_to_terms(data: Mapping[str, Any], trade: Mapping[str, Any] | None
     if not signed or not isinstance(instrument, str):
         return None
     limit, stop = _prices(data)
-    if kind in ("LIMIT", "MARKET_IF_TOUCHED", "TAKE_PROFIT"):
+    if kind == "MARKET_IF_TOUCHED" and limit is None:
+        ours = OrderType.MARKET_IF_TOUCHED
+    elif kind in ("LIMIT", "MARKET_IF_TOUCHED", "TAKE_PROFIT"):
         ours = OrderType.LIMIT
     elif kind in ("STOP", "STOP_LOSS", "TRAILING_STOP_LOSS"):
         ours = OrderType.STOP_LIMIT if limit is not None and stop is not None else OrderType.STOP
     else:
         ours, limit, stop = OrderType.MARKET, None, None
-    if (ours is OrderType.LIMIT and limit is None) or (ours is OrderType.STOP and stop is None):
+    if (ours is OrderType.LIMIT and limit is None) or (ours in (OrderType.STOP, OrderType.MARKET_IF_TOUCHED) and stop is None):
         return None
     extensions = data.get("clientExtensions")
     tag = extensions.get("tag") if isinstance(extensions, Mapping) else None

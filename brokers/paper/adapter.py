@@ -28,7 +28,7 @@ from sqlalchemy import Connection, and_, select
 
 from brokers.base import AdapterOptions, AdapterServices, BrokerAdapter, Capabilities, ExecutionReport
 from host.errors import ConfigError
-from host.trading.errors import InsufficientFunds, InvalidInstrument, InvalidPrice, InvalidQuantity, OrderNotFound, TradingError
+from host.trading.errors import InsufficientFunds, InvalidInstrument, InvalidPrice, InvalidQuantity, NotSupported, OrderNotFound, TradingError
 from host.trading.model import (
     Account,
     Fill,
@@ -155,7 +155,7 @@ class PaperBroker(BrokerAdapter):
 
     def _make_capabilities(self) -> Capabilities:
         return Capabilities(
-            order_types=frozenset(OrderType),
+            order_types=frozenset(OrderType) - {OrderType.MARKET_IF_TOUCHED},  # no MIT triggering in the simulator
             time_in_force=frozenset(TimeInForce),
             fractional_units=True,
             hedging=False,
@@ -451,6 +451,9 @@ class PaperBroker(BrokerAdapter):
         side = 1 if order.side == Side.BUY else -1
         kind, tif = _TYPES[order.type], _TIFS[order.time_in_force]
         try:
+            if kind is OrderType.MARKET_IF_TOUCHED or order.trailing_stop is not None:
+                # The router refuses these first (capabilities); an Order that gets here anyway is not simulated.
+                raise NotSupported(f"broker {self.name} does not simulate {'trailing stops' if order.trailing_stop is not None else kind + ' orders'}")
             spec = self._spec(order.instrument)
             self._check_quantity(spec, order.quantity)
             limit = order.limit_price if kind is OrderType.LIMIT or kind is OrderType.STOP_LIMIT else None

@@ -59,12 +59,12 @@ def open_state_database(config: Config) -> Engine:
 
     from host.store import _sqlite_pragmas
 
-    from .tables import metadata
+    from .tables import create_tables
 
     database = create_engine(config.database_url)
     if database.dialect.name == "sqlite":
         event.listen(database, "connect", _sqlite_pragmas)
-    metadata.create_all(database)
+    create_tables(database)
     return database
 
 

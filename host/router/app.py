@@ -23,7 +23,7 @@ from .engine import BrokerCall, Engine, Outcome, run_now
 from .journal import Journal, TradingDays
 from .risk import RiskEngine
 from .server import RouterServer
-from .tables import metadata
+from .tables import create_tables
 from .tradingstate import restore_states
 
 __all__ = ["Router"]
@@ -41,7 +41,7 @@ class Router:
         self.database = create_engine(config.database_url)
         if self.database.dialect.name == "sqlite":
             event.listen(self.database, "connect", _sqlite_pragmas)
-        metadata.create_all(self.database)
+        create_tables(self.database)
         self.risk = RiskEngine(config.risk)
         self._load_trading_state()
         self.journal = Journal(

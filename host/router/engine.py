@@ -141,7 +141,7 @@ def _validation_error(exc: ValidationError) -> TradingError:
     message = f"invalid order: {describe_validation_error(exc)}"
     if field_name == "quantity":
         return InvalidQuantity(message)
-    if field_name in ("limit_price", "stop_price", "stop_loss", "take_profit") or "price" in str(first["msg"]):
+    if field_name in ("limit_price", "stop_price", "stop_loss", "take_profit", "trailing_stop") or "price" in str(first["msg"]):
         return InvalidPrice(message)
     if field_name == "instrument":
         return InvalidInstrument(message)
@@ -160,7 +160,7 @@ def check_terms(request: OrderRequest, spec: Instrument, adapter: BrokerAdapter)
         return InvalidQuantity(f"quantity {q} is below {spec.symbol}'s minimum {spec.min_quantity}")
     if spec.max_quantity is not None and q > spec.max_quantity:
         return InvalidQuantity(f"quantity {q} is above {spec.symbol}'s maximum {spec.max_quantity}")
-    for name in ("limit_price", "stop_price", "stop_loss", "take_profit"):
+    for name in ("limit_price", "stop_price", "stop_loss", "take_profit", "trailing_stop"):
         price = getattr(request, name)
         if price is None:
             continue
@@ -174,6 +174,8 @@ def check_terms(request: OrderRequest, spec: Instrument, adapter: BrokerAdapter)
         return NotSupported(f"broker {adapter.name} does not support time in force {request.time_in_force}")
     if (request.stop_loss is not None or request.take_profit is not None) and not caps.brackets:
         return NotSupported(f"broker {adapter.name} does not support stop_loss/take_profit on an order")
+    if request.trailing_stop is not None and not caps.trailing_stops:
+        return NotSupported(f"broker {adapter.name} does not support trailing stops")
     return None
 
 
@@ -415,6 +417,7 @@ class Engine:
         problem = check_terms(order, spec, adapter)
         if problem is not None:
             return problem, None
+        # A STOP's or MARKET_IF_TOUCHED's trigger (stop_price) stands in for the price it has not got.
         price = _notional_price(order.limit_price or order.stop_price, self._reference_price(adapter, order.instrument))
         intent = OrderIntent(strategy=record.strategy, broker=adapter.name, instrument=order.instrument, side=order.side, quantity=order.quantity, price=price, currency=spec.currency)
         decision = self.risk.check(intent, self._exposure(record.strategy, adapter.name, order.instrument, now), time.monotonic())

@@ -106,7 +106,10 @@ def orders(
     ``limit`` None or 0 means all.
     """
     table = orders_table
-    statement = select(table).order_by(table.c.created_at.desc(), table.c.client_order_id.desc())
+    # A database the router has not opened since a column was added lacks it: read what is there, the rest is None.
+    present = {c["name"] for c in inspect(engine).get_columns(table.name)}
+    missing = [c.name for c in table.columns if c.name not in present]
+    statement = select(*(c for c in table.columns if c.name in present)).order_by(table.c.created_at.desc(), table.c.client_order_id.desc())
     if strategy is not None:
         statement = statement.where(table.c.strategy == strategy)
     if since is not None:
@@ -118,7 +121,7 @@ def orders(
     if limit:
         statement = statement.limit(limit)
     with engine.connect() as conn:
-        return [_order_dict(dict(row._mapping)) for row in conn.execute(statement)]
+        return [_order_dict({**dict(row._mapping), **dict.fromkeys(missing)}) for row in conn.execute(statement)]
 
 
 def _is_flat(quantity: str) -> bool:

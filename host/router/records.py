@@ -84,6 +84,8 @@ class OrderRecord:
     commission: Decimal = ZERO
     error: ErrorInfo | None = None
     fills: list[Fill] = field(default_factory=list)
+    trailing_stop: Decimal | None = None
+    """Distance of the trailing stop-loss the broker attaches once the order fills."""
     parent: str | None = None
     """For a bracket's stop-loss or take-profit: the client order id of the order that created it."""
 
@@ -104,7 +106,7 @@ class OrderRecord:
             instrument=request.instrument, side=request.side, type=request.type, quantity=request.quantity,
             limit_price=request.limit_price, stop_price=request.stop_price, time_in_force=request.time_in_force,
             stop_loss=request.stop_loss, take_profit=request.take_profit, tag=request.tag,
-            status=OrderStatus.INITIALIZED, created_at=now, updated_at=now,
+            status=OrderStatus.INITIALIZED, created_at=now, updated_at=now, trailing_stop=request.trailing_stop,
         )
 
     def add_fill(self, fill: Fill) -> None:
@@ -123,7 +125,7 @@ class OrderRecord:
     def to_wire(self) -> dict[str, Any]:
         """The JSON-ready form a strategy receives."""
         data = self._fields()
-        for key in ("quantity", "limit_price", "stop_price", "stop_loss", "take_profit", "filled_quantity", "average_price", "commission"):
+        for key in ("quantity", "limit_price", "stop_price", "stop_loss", "take_profit", "trailing_stop", "filled_quantity", "average_price", "commission"):
             data[key] = _text(data[key])
         data["created_at"] = data["created_at"].isoformat()
         data["updated_at"] = data["updated_at"].isoformat()
@@ -139,8 +141,8 @@ class OrderRecord:
             "client_order_id": self.client_order_id, "request_id": self.request_id, "strategy": self.strategy, "run_id": self.run_id,
             "broker": self.broker, "broker_order_id": self.broker_order_id, "instrument": self.instrument, "side": self.side,
             "type": self.type, "quantity": self.quantity, "limit_price": self.limit_price, "stop_price": self.stop_price,
-            "time_in_force": self.time_in_force, "stop_loss": self.stop_loss, "take_profit": self.take_profit, "tag": self.tag,
-            "status": self.status, "raw_status": self.raw_status, "filled_quantity": self.filled_quantity,
+            "time_in_force": self.time_in_force, "stop_loss": self.stop_loss, "take_profit": self.take_profit,
+            "trailing_stop": self.trailing_stop, "tag": self.tag, "status": self.status, "raw_status": self.raw_status, "filled_quantity": self.filled_quantity,
             "average_price": self.average_price, "commission": self.commission, "error": self.error,
             "created_at": _utc(self.created_at), "updated_at": _utc(self.updated_at),
         }
@@ -157,7 +159,8 @@ def record_to_row(record: OrderRecord) -> dict[str, Any]:
         "broker_order_id": record.broker_order_id, "instrument": record.instrument, "side": str(record.side),
         "type": str(record.type), "quantity": str(record.quantity), "limit_price": _text(record.limit_price),
         "stop_price": _text(record.stop_price), "time_in_force": str(record.time_in_force),
-        "stop_loss": _text(record.stop_loss), "take_profit": _text(record.take_profit), "tag": record.tag,
+        "stop_loss": _text(record.stop_loss), "take_profit": _text(record.take_profit),
+        "trailing_stop": _text(record.trailing_stop), "tag": record.tag,
         "parent": record.parent, "status": str(record.status), "raw_status": record.raw_status, "filled_quantity": str(record.filled_quantity),
         "average_price": _text(record.average_price), "commission": str(record.commission),
         "error": None if record.error is None else json.dumps(record.error.model_dump()),
@@ -179,4 +182,5 @@ def record_from_row(row: Any, fills: list[Fill]) -> OrderRecord:
     )
     record.fills = fills
     record.parent = row.parent
+    record.trailing_stop = _dec(row.trailing_stop)
     return record

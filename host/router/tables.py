@@ -8,9 +8,24 @@ fsyncs) fewer pages; indexes are kept to what the CLI and recovery query.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+import logging
 
-__all__ = ["audit_head_table", "audit_table", "fills_table", "metadata", "orders_table", "router_state_table", "strategy_positions_table"]
+from sqlalchemy import Column, Engine, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, inspect
+from sqlalchemy.schema import CreateColumn
+
+__all__ = [
+    "add_missing_columns",
+    "audit_head_table",
+    "audit_table",
+    "create_tables",
+    "fills_table",
+    "metadata",
+    "orders_table",
+    "router_state_table",
+    "strategy_positions_table",
+]
+
+log = logging.getLogger("tradehost.router")
 
 metadata = MetaData()
 
@@ -27,13 +42,14 @@ orders_table = Table(
     Column("broker_order_id", String(120), nullable=True),
     Column("instrument", String(64), nullable=False),
     Column("side", String(4), nullable=False),
-    Column("type", String(12), nullable=False),
+    Column("type", String(20), nullable=False),  # MARKET_IF_TOUCHED is 17
     Column("quantity", String(40), nullable=False),
     Column("limit_price", String(40), nullable=True),
     Column("stop_price", String(40), nullable=True),
     Column("time_in_force", String(4), nullable=False),
     Column("stop_loss", String(40), nullable=True),
     Column("take_profit", String(40), nullable=True),
+    Column("trailing_stop", String(40), nullable=True),  # a distance, not a price; added after the first release
     Column("tag", String(64), nullable=True),
     Column("parent", String(120), nullable=True),  # a bracket child's parent order
     Column("status", String(20), nullable=False),
@@ -115,3 +131,38 @@ audit_head_table = Table(
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+
+def add_missing_columns(engine: Engine, tables: MetaData = metadata) -> list[str]:
+    """Add the nullable columns a table of ``tables`` has in code but not yet in the database; return them as ``table.column``.
+
+    The schema only ever grows by nullable columns, so this is the whole
+    migration: existing rows read NULL for a new column. Tables that do not
+    exist yet are left to ``create_all``; a missing NOT NULL column is an
+    error, since no value for the existing rows could be made up.
+    """
+    inspector = inspect(engine)
+    existing_tables = set(inspector.get_table_names())
+    added: list[str] = []
+    with engine.begin() as conn:
+        for table in tables.sorted_tables:
+            if table.name not in existing_tables:
+                continue
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable or column.primary_key:
+                    raise RuntimeError(f"table {table.name} lacks the NOT NULL column {column.name}; it cannot be added in place")
+                definition = CreateColumn(column).compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(table)} ADD COLUMN {definition}")
+                added.append(f"{table.name}.{column.name}")
+    for name in added:
+        log.info("state database: added column %s", name)
+    return added
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the router's tables, and add the columns that newer code has to tables an older version created."""
+    metadata.create_all(engine)
+    add_missing_columns(engine)

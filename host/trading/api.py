@@ -18,7 +18,7 @@ from .wire import decimal_text
 
 __all__ = ["TradingAPI"]
 
-_PRICE_FIELDS = ("limit_price", "stop_price", "stop_loss", "take_profit")
+_PRICE_FIELDS = ("limit_price", "stop_price", "stop_loss", "take_profit", "trailing_stop")
 
 
 def order_body(instrument: Any, side: Any, quantity: Any, type: Any = "MARKET", **fields: Any) -> dict[str, Any]:
@@ -58,6 +58,7 @@ class TradingAPI:
         time_in_force: str | None = None,
         stop_loss: Any = None,
         take_profit: Any = None,
+        trailing_stop: Any = None,
         broker: str | None = None,
         tag: str | None = None,
         request_id: str | None = None,
@@ -65,13 +66,21 @@ class TradingAPI:
     ) -> Order:
         """Place an order and return it as the broker answered (FILLED, ACCEPTED …).
 
+        ``type`` is MARKET, LIMIT, STOP, STOP_LIMIT or MARKET_IF_TOUCHED; a STOP,
+        STOP_LIMIT or MARKET_IF_TOUCHED order triggers at ``stop_price`` (a
+        MARKET_IF_TOUCHED buy when the price falls to it, a sell when it rises
+        to it). ``stop_loss`` / ``take_profit`` are prices of the protective
+        orders attached once the order fills; ``trailing_stop`` is a distance
+        (in price, positive) at which a trailing stop-loss is attached. A broker
+        that cannot do one of these answers NOT_SUPPORTED.
+
         ``request_id`` makes the call idempotent across retries and runs: the
         same id always returns the same order. Raises a TradingError subclass
         (DENIED, INVALID_QUANTITY, INSUFFICIENT_FUNDS …) if it was refused.
         """
         body = order_body(
             instrument, side, quantity, type, limit_price=limit_price, stop_price=stop_price, time_in_force=time_in_force,
-            stop_loss=stop_loss, take_profit=take_profit, broker=broker or self._default_broker, tag=tag,
+            stop_loss=stop_loss, take_profit=take_profit, trailing_stop=trailing_stop, broker=broker or self._default_broker, tag=tag,
         )
         return Order.model_validate(self._client().call("order.place", body, request_id=request_id, timeout=timeout))
 

@@ -58,6 +58,13 @@ class OrderType(StrEnum):
     LIMIT = "LIMIT"
     STOP = "STOP"
     STOP_LIMIT = "STOP_LIMIT"
+    MARKET_IF_TOUCHED = "MARKET_IF_TOUCHED"
+    """A market order placed once the market touches ``stop_price`` from the favourable side.
+
+    The trigger travels in ``stop_price``. A buy triggers when the price falls to
+    or below it, a sell when the price rises to or above it: the opposite of a
+    STOP, which buys at or above and sells at or below its trigger.
+    """
 
 
 class TimeInForce(StrEnum):
@@ -85,11 +92,14 @@ class OrderRequest(BaseModel):
     type: OrderType = OrderType.MARKET
     limit_price: Amount | None = None
     stop_price: Amount | None = None
+    """The trigger price of a STOP, STOP_LIMIT or MARKET_IF_TOUCHED order."""
     time_in_force: TimeInForce = TimeInForce.GTC
     stop_loss: Amount | None = None
     """Price of a protective stop the broker attaches once the order fills."""
     take_profit: Amount | None = None
     """Price of a profit-taking limit the broker attaches once the order fills."""
+    trailing_stop: Amount | None = None
+    """Distance (in price, positive) of a trailing stop-loss the broker attaches once the order fills."""
     broker: str | None = Field(default=None, pattern=NAME_PATTERN)
     """A configured broker name; None means the strategy's default."""
     tag: str | None = Field(default=None, max_length=64)
@@ -97,7 +107,7 @@ class OrderRequest(BaseModel):
     @model_validator(mode="after")
     def _prices_fit_type(self) -> OrderRequest:
         needs_limit = self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-        needs_stop = self.type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        needs_stop = self.type in (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.MARKET_IF_TOUCHED)
         if needs_limit and self.limit_price is None:
             raise ValueError(f"a {self.type} order needs limit_price")
         if needs_stop and self.stop_price is None:
@@ -106,6 +116,8 @@ class OrderRequest(BaseModel):
             raise ValueError(f"a {self.type} order takes no limit_price")
         if not needs_stop and self.stop_price is not None:
             raise ValueError(f"a {self.type} order takes no stop_price")
+        if self.trailing_stop is not None and self.trailing_stop <= 0:
+            raise ValueError(f"trailing_stop is a price distance and must be positive, got {self.trailing_stop}")
         return self
 
 
@@ -180,6 +192,8 @@ class Order(BaseModel):
     created_at: datetime
     updated_at: datetime
     fills: tuple[Fill, ...] = ()
+    trailing_stop: Decimal | None = None
+    """Distance of the trailing stop-loss attached once the order fills, if one was asked for."""
 
     @property
     def is_terminal(self) -> bool:

@@ -21,7 +21,7 @@ D = Decimal
 
 EVERYTHING = Capabilities(
     order_types=frozenset(OrderType), time_in_force=frozenset(TimeInForce), fractional_units=True, hedging=False,
-    brackets=True, modify=True, instruments=("EUR_USD",),
+    brackets=True, modify=True, instruments=("EUR_USD",), trailing_stops=True,
 )
 PLAIN = Capabilities(
     order_types=frozenset({OrderType.MARKET, OrderType.LIMIT}), time_in_force=frozenset({TimeInForce.GTC, TimeInForce.IOC}),
@@ -120,6 +120,8 @@ def test_lot_rule_for_any_quantity(units: int, thousandths: int) -> None:
         {"type": OrderType.STOP, "stop_price": D("1.0850001")},
         {"type": OrderType.MARKET, "stop_loss": D("1.000001")},
         {"type": OrderType.MARKET, "take_profit": D("2.123456")},
+        {"type": OrderType.MARKET_IF_TOUCHED, "stop_price": D("1.0850001")},
+        {"type": OrderType.MARKET, "trailing_stop": D("0.000015")},
     ],
 )
 def test_price_off_the_tick(fields: dict[str, Any]) -> None:
@@ -135,6 +137,7 @@ def test_price_off_the_tick(fields: dict[str, Any]) -> None:
         {"type": OrderType.STOP_LIMIT, "limit_price": D("1.1"), "stop_price": D("-1")},
         {"type": OrderType.MARKET, "stop_loss": D("-0.5")},
         {"type": OrderType.MARKET, "take_profit": D("0")},
+        {"type": OrderType.MARKET_IF_TOUCHED, "stop_price": D("-1.1")},
     ],
 )
 def test_negative_or_zero_price(fields: dict[str, Any]) -> None:
@@ -171,6 +174,26 @@ def test_unsupported_time_in_force(tif: TimeInForce) -> None:
 def test_brackets_unsupported(bracket: dict[str, Any]) -> None:
     assert_error(check(order(**bracket), caps=PLAIN), NotSupported, "stop_loss/take_profit")
     assert check(order(**bracket), caps=EVERYTHING) is None
+
+
+def test_trailing_stops_need_the_capability() -> None:
+    trailing = order(trailing_stop=D("0.005"))
+    assert_error(check(trailing, caps=PLAIN), NotSupported, "broker paper does not support trailing stops")
+    assert check(trailing, caps=EVERYTHING) is None
+    assert Capabilities(**{**PLAIN.__dict__, "trailing_stops": False}).to_dict()["trailing_stops"] is False
+    assert EVERYTHING.to_dict()["trailing_stops"] is True
+
+
+def test_a_non_positive_trailing_stop_built_without_validation_is_refused() -> None:
+    request = order().model_copy(update={"trailing_stop": D("-0.005")})
+    assert_error(check(request), InvalidPrice, "trailing_stop", "must be positive")
+
+
+def test_market_if_touched_needs_the_order_type() -> None:
+    mit = order(type=OrderType.MARKET_IF_TOUCHED, stop_price=D("1.08"))
+    assert check(mit, caps=EVERYTHING) is None
+    no_mit = Capabilities(**{**EVERYTHING.__dict__, "order_types": frozenset(OrderType) - {OrderType.MARKET_IF_TOUCHED}})  # as the paper broker
+    assert_error(check(mit, caps=no_mit), NotSupported, "paper does not support MARKET_IF_TOUCHED orders")
 
 
 def test_supported_terms_on_a_plain_broker() -> None:

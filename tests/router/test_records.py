@@ -87,6 +87,19 @@ def test_from_request_copies_terms_and_starts_initialized() -> None:
     assert not record.is_open and not record.is_terminal
 
 
+def test_from_request_copies_the_trailing_stop_to_the_model_and_the_wire() -> None:
+    request = OrderRequest(instrument="EUR_USD", side=Side.BUY, quantity=D("1000"), type=OrderType.MARKET_IF_TOUCHED,
+                           stop_price=D("1.07"), trailing_stop=D("0.00500"))
+    record = OrderRecord.from_request(request, client_order_id="a-20240501-2", strategy="a", request_id="r1.2",
+                                      day="20240501", seq=2, run_id=None, broker="fx", now=T0)
+    assert (record.type, record.stop_price, record.trailing_stop) == (OrderType.MARKET_IF_TOUCHED, D("1.07"), D("0.00500"))
+    assert record.to_model().trailing_stop == D("0.00500")
+    wire = record.to_wire()
+    assert wire["trailing_stop"] == "0.00500" and wire["type"] == "MARKET_IF_TOUCHED"
+    assert Order.model_validate(wire) == record.to_model()
+    assert make_record().to_wire()["trailing_stop"] is None and make_record().to_model().trailing_stop is None
+
+
 def test_is_open_and_is_terminal() -> None:
     assert make_record(status=OrderStatus.PARTIALLY_FILLED).is_open
     assert make_record(status=OrderStatus.CANCELED).is_terminal
@@ -264,6 +277,14 @@ def test_row_round_trip_keeps_a_bracket_parent(engine: Engine) -> None:
     record = make_record(client_order_id="sma-20240501-4", request_id="r7.13", seq=4, parent="sma-20240501-3")
     back = round_trip(engine, record)
     assert back.parent == "sma-20240501-3" and fields(back) == fields(record)
+
+
+def test_row_round_trip_keeps_a_trailing_stop_and_a_market_if_touched(engine: Engine) -> None:
+    record = make_record(type=OrderType.MARKET_IF_TOUCHED, limit_price=None, stop_price=D("1.08000"), trailing_stop=D("0.00250"))
+    assert record_to_row(record)["trailing_stop"] == "0.00250"
+    back = round_trip(engine, record)
+    assert fields(back) == fields(record)
+    assert str(back.trailing_stop) == "0.00250" and back.type is OrderType.MARKET_IF_TOUCHED
 
 
 def test_row_round_trip_with_nulls(engine: Engine) -> None:

@@ -19,6 +19,7 @@ from host.trading.errors import (
     InvalidPrice,
     InvalidQuantity,
     InvalidRequest,
+    NotSupported,
     OrderNotFound,
     TradingError,
     Unauthorized,
@@ -68,6 +69,10 @@ def test_a_market_order_fills_on_the_paper_broker_and_is_audited(router: RouterP
         ({**MARKET, "type": "LIMIT", "limit_price": "-1"}, InvalidPrice, "positive"),
         ({**MARKET, "broker": "nowhere"}, InvalidRequest, "unknown broker 'nowhere'"),
         ({**MARKET, "side": "SIDEWAYS"}, InvalidRequest, "side"),
+        ({**MARKET, "type": "MARKET_IF_TOUCHED"}, InvalidPrice, "needs stop_price"),
+        ({**MARKET, "trailing_stop": "-0.001"}, InvalidPrice, "trailing_stop is a price distance and must be positive"),
+        ({**MARKET, "trailing_stop": "0.00500"}, NotSupported, "paper does not support trailing stops"),
+        ({**MARKET, "type": "MARKET_IF_TOUCHED", "stop_price": "1.05"}, NotSupported, "paper does not support MARKET_IF_TOUCHED orders"),
     ],
 )
 def test_bad_orders_get_a_typed_error_and_an_audit_row(router: RouterProc, body: dict, error: type[TradingError], words: str) -> None:

@@ -53,6 +53,8 @@ def test_market_order_defaults() -> None:
         ({"type": "STOP_LIMIT", "limit_price": "1.1"}, "a STOP_LIMIT order needs stop_price"),
         ({"limit_price": "1.1"}, "a MARKET order takes no limit_price"),
         ({"type": "LIMIT", "limit_price": "1.1", "stop_price": "1.0"}, "a LIMIT order takes no stop_price"),
+        ({"type": "MARKET_IF_TOUCHED"}, "a MARKET_IF_TOUCHED order needs stop_price"),
+        ({"type": "MARKET_IF_TOUCHED", "stop_price": "1.0", "limit_price": "1.1"}, "a MARKET_IF_TOUCHED order takes no limit_price"),
     ],
 )
 def test_prices_must_fit_the_order_type(fields: dict[str, Any], words: str) -> None:
@@ -64,10 +66,22 @@ def test_every_type_with_its_prices_is_valid() -> None:
     assert request(type="STOP", stop_price="1.2").stop_price == D("1.2")
     both = request(type="STOP_LIMIT", limit_price="1.1", stop_price="1.2")
     assert (both.limit_price, both.stop_price) == (D("1.1"), D("1.2"))
+    mit = request(type="MARKET_IF_TOUCHED", stop_price="1.05")
+    assert (mit.type, mit.stop_price, mit.limit_price) == (OrderType.MARKET_IF_TOUCHED, D("1.05"), None)
+
+
+def test_trailing_stop_is_an_optional_positive_distance() -> None:
+    assert request().trailing_stop is None
+    assert request(trailing_stop="0.0050").trailing_stop == D("0.0050")
+    for bad in ("0", "-0.001"):
+        assert "trailing_stop is a price distance and must be positive" in first_error(trailing_stop=bad)["msg"]
+    assert first_error(trailing_stop="NaN")["loc"] == ("trailing_stop",)
+    assert first_error(trailing_stop="1" + "0" * 16)["loc"] == ("trailing_stop",)  # the same bounds as any price
+    assert first_error(trailing_stop="0." + "1" * (MAX_DECIMALS + 1))["type"] == "decimal_max_places"
 
 
 @pytest.mark.parametrize("bad", ["NaN", "nan", "Infinity", "-inf", float("nan"), float("inf"), D("sNaN"), D("-Infinity")])
-@pytest.mark.parametrize("field", ["quantity", "limit_price", "stop_loss", "take_profit"])
+@pytest.mark.parametrize("field", ["quantity", "limit_price", "stop_loss", "take_profit", "trailing_stop"])
 def test_nan_and_infinity_are_refused(field: str, bad: Any) -> None:
     fields: dict[str, Any] = {field: bad}
     if field == "limit_price":

@@ -26,6 +26,7 @@ UNSET = 1.7976931348623157e308
         ({"type": "LIMIT", "limit_price": Decimal("1.0851")}, "LMT", 1.0851, UNSET),
         ({"type": "STOP", "stop_price": Decimal("1.09")}, "STP", UNSET, 1.09),
         ({"type": "STOP_LIMIT", "limit_price": Decimal("1.0905"), "stop_price": Decimal("1.09")}, "STP LMT", 1.0905, 1.09),
+        ({"type": "MARKET_IF_TOUCHED", "stop_price": Decimal("1.0925")}, "MIT", UNSET, 1.0925),
     ],
 )
 def test_each_order_type(fields: dict[str, Any], ib_type: str, limit: float, stop: float) -> None:
@@ -104,6 +105,15 @@ def test_ib_orders_back_to_terms() -> None:
     )  # fmt: skip
     with pytest.raises(NotSupported):
         ib_to_request(IbOrder(action="BUY", totalQuantity=1.0, orderType="TRAIL"), "AAPL")
+    mit = ib_to_request(IbOrder(action="BUY", totalQuantity=5.0, orderType="MIT", auxPrice=179.5, lmtPrice=UNSET), "AAPL")
+    assert (mit.type, mit.stop_price, mit.limit_price) == (OrderType.MARKET_IF_TOUCHED, Decimal("179.5"), None)
+
+
+def test_market_if_touched_changes_its_trigger_and_trailing_stops_are_refused() -> None:
+    (leg,) = order_to_ib(make_order(type="MARKET_IF_TOUCHED", stop_price=Decimal("1.09")), [11], account="DU123")
+    assert changes_to_ib(leg.order, OrderChanges(stop_price=Decimal("1.085"))).auxPrice == 1.085
+    with pytest.raises(NotSupported, match="trailing stops"):
+        order_to_ib(make_order(trailing_stop=Decimal("0.005")), [11], account="DU123")
 
 
 # --------------------------------------------------------------------- on the wire
@@ -141,10 +151,12 @@ async def test_the_exact_fields_of_market_stop_and_stop_limit_orders(ib: Harness
     await ib.broker.submit(make_order("m", instrument="BTC_USD", quantity=Decimal("0.0015")))
     await ib.broker.submit(make_order("s", type="STOP", stop_price=Decimal("1.0905"), time_in_force="GTC"))
     await ib.broker.submit(make_order("sl", side="SELL", type="STOP_LIMIT", stop_price=Decimal("1.08"), limit_price=Decimal("1.0795")))
-    market, stop, stop_limit = (parse_place_order(m) for m in ib.fake.messages(3))
+    await ib.broker.submit(make_order("mit", type="MARKET_IF_TOUCHED", stop_price=Decimal("1.0795"), time_in_force="DAY"))
+    market, stop, stop_limit, mit = (parse_place_order(m) for m in ib.fake.messages(3))
     assert (market["secType"], market["exchange"], market["orderType"], market["totalQuantity"], market["lmtPrice"]) == ("CRYPTO", "PAXOS", "MKT", "0.0015", "")
     assert (stop["orderType"], stop["auxPrice"], stop["lmtPrice"], stop["tif"]) == ("STP", "1.0905", "", "GTC")
     assert (stop_limit["orderType"], stop_limit["auxPrice"], stop_limit["lmtPrice"], stop_limit["action"]) == ("STP LMT", "1.08", "1.0795", "SELL")
+    assert (mit["orderType"], mit["auxPrice"], mit["lmtPrice"], mit["tif"], mit["action"]) == ("MIT", "1.0795", "", "DAY", "BUY")
 
 
 @pytest.mark.anyio

@@ -66,6 +66,7 @@ def order(
     take_profit: str | None = None,
     tag: str | None = None,
     filled: str = "0",
+    trailing_stop: str | None = None,
 ) -> Order:
     now = datetime.now(UTC)
     return Order(
@@ -75,4 +76,5 @@ def order(
         time_in_force=TimeInForce(tif), stop_loss=None if stop_loss is None else D(stop_loss),
         take_profit=None if take_profit is None else D(take_profit), tag=tag, status=OrderStatus.SUBMITTED, raw_status=None,
         filled_quantity=D(filled), average_price=None, commission=D(0), error=None, created_at=now, updated_at=now,
+        trailing_stop=None if trailing_stop is None else D(trailing_stop),
     )  # fmt: skip

@@ -77,7 +77,8 @@ def test_start_loads_the_instruments_and_the_account_rules(oanda: FakeOanda) -> 
         caps = adapter.capabilities
         assert caps.instruments == ("EUR_USD", "USD_JPY", "DE30_EUR", "XAU_USD")
         assert caps.order_types == frozenset(OrderType) and caps.time_in_force == frozenset(TimeInForce)
-        assert caps.fractional_units and not caps.hedging and caps.brackets and caps.modify
+        assert caps.fractional_units and not caps.hedging and caps.brackets and caps.modify and caps.trailing_stops
+        assert OrderType.MARKET_IF_TOUCHED in caps.order_types and caps.to_dict()["trailing_stops"] is True
 
     run(lambda: session(oanda, body))
     first = oanda.sent("GET", "/summary")[0]
@@ -154,6 +155,28 @@ def test_a_limit_order_with_brackets_rests_and_names_its_children(oanda: FakeOan
         "takeProfitOnFill": {"price": "1.08000", "timeInForce": "GTC", "clientExtensions": {"id": LIMIT_CID + "-TP"}},
     }}  # fmt: skip
     assert (report.status, report.raw_status, report.broker_order_id, report.fills) == (S.ACCEPTED, "PENDING", "6361", ())
+
+
+def test_a_market_if_touched_order_sends_exactly_this_and_rests(oanda: FakeOanda) -> None:
+    oanda.on("POST", "/orders", Reply(201, fixture("order_create_limit_pending.json")))
+    buy = order(LIMIT_CID, "BUY", "5000", "MARKET_IF_TOUCHED", stop="1.0825", tif="GTC")
+    report = run(lambda: session(oanda, lambda a: a.submit(buy)))
+    assert oanda.sent("POST", "/orders")[0].body == {"order": {
+        "type": "MARKET_IF_TOUCHED", "instrument": "EUR_USD", "units": "5000", "price": "1.08250", "timeInForce": "GTC",
+        "positionFill": "DEFAULT", "clientExtensions": {"id": LIMIT_CID},
+    }}  # fmt: skip
+    assert (report.status, report.raw_status, report.broker_order_id) == (S.ACCEPTED, "PENDING", "6361")
+
+
+def test_a_market_order_with_a_trailing_stop_sends_exactly_this(oanda: FakeOanda) -> None:
+    oanda.on("POST", "/orders", Reply(201, fixture("order_create_market_filled.json")))
+    report = run(lambda: session(oanda, lambda a: a.submit(order(trailing_stop="0.005"))))
+    assert oanda.sent("POST", "/orders")[0].body == {"order": {
+        "type": "MARKET", "instrument": "EUR_USD", "units": "10000", "timeInForce": "FOK", "positionFill": "DEFAULT",
+        "clientExtensions": {"id": CID},
+        "trailingStopLossOnFill": {"distance": "0.00500", "timeInForce": "GTC", "clientExtensions": {"id": CID + "-TSL"}},
+    }}  # fmt: skip
+    assert report.status == S.FILLED
 
 
 def test_an_ioc_order_filled_in_part_is_cancelled_with_its_fill(oanda: FakeOanda) -> None:
@@ -444,7 +467,10 @@ def test_open_orders_reports_ours_children_and_orders_placed_elsewhere(oanda: Fa
     assert child.terms is not None and (child.terms.side, child.terms.quantity, child.terms.type) == (Side.SELL, D(10000), OrderType.STOP)
     assert elsewhere.client_order_id == "oanda-6350" and elsewhere.raw_status == "MARKET_IF_TOUCHED PENDING"
     assert elsewhere.terms is not None
-    assert (elsewhere.terms.type, elsewhere.terms.side, elsewhere.terms.limit_price, elsewhere.terms.time_in_force) == (OrderType.LIMIT, Side.BUY, D("148.5"), TimeInForce.DAY)
+    assert (elsewhere.terms.type, elsewhere.terms.side, elsewhere.terms.stop_price, elsewhere.terms.limit_price, elsewhere.terms.time_in_force) == (
+        OrderType.MARKET_IF_TOUCHED, Side.BUY, D("148.5"), None, TimeInForce.DAY,
+    )
+    assert (elsewhere.stop_price, elsewhere.limit_price) == (D("148.5"), None)  # the report agrees with the terms
 
 
 def test_an_order_placed_elsewhere_is_followed_under_the_id_open_orders_gave_it(oanda: FakeOanda) -> None:

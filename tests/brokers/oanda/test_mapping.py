@@ -62,6 +62,8 @@ def test_times_keep_microseconds_of_oanda_nanoseconds() -> None:
         ("LIMIT", "SELL", "FOK", "1.1", None, {"type": "LIMIT", "units": "-100", "timeInForce": "FOK", "price": "1.10000"}),
         ("STOP", "BUY", "DAY", None, "1.1", {"type": "STOP", "units": "100", "timeInForce": "GFD", "price": "1.10000"}),
         ("STOP_LIMIT", "SELL", "GTC", "1.0795", "1.08", {"type": "STOP", "units": "-100", "timeInForce": "GTC", "price": "1.08000", "priceBound": "1.07950"}),
+        ("MARKET_IF_TOUCHED", "BUY", "DAY", None, "1.07", {"type": "MARKET_IF_TOUCHED", "units": "100", "timeInForce": "GFD", "price": "1.07000"}),
+        ("MARKET_IF_TOUCHED", "SELL", "GTC", None, "1.1", {"type": "MARKET_IF_TOUCHED", "units": "-100", "timeInForce": "GTC", "price": "1.10000"}),
     ],
 )
 def test_each_order_type_and_time_in_force_maps_to_oanda(kind: str, side: str, tif: str, limit: str | None, stop: str | None, expected: dict[str, str]) -> None:
@@ -159,6 +161,29 @@ def test_orders_on_a_trade_need_the_trade() -> None:
     trailing = {"id": "8", "type": "TRAILING_STOP_LOSS", "tradeID": "6358", "distance": "0.00500", "trailingStopValue": "1.07932", "timeInForce": "GTC"}
     terms = order_json_to_terms(trailing, trade)
     assert terms is not None and (terms.type, terms.stop_price, terms.time_in_force) == (OrderType.STOP, D("1.07932"), TimeInForce.GTC)
+
+
+def test_a_trailing_stop_rides_on_the_order_and_on_its_replacement() -> None:
+    trailing = order("x-1", "SELL", "100", "LIMIT", limit="1.1", trailing_stop="0.0025")
+    body = order_to_body(trailing, EUR)["order"]
+    assert body["trailingStopLossOnFill"] == {"distance": "0.00250", "timeInForce": "GTC", "clientExtensions": {"id": "x-1-TSL"}}
+    assert "stopLossOnFill" not in body and "takeProfitOnFill" not in body
+    replaced = replacement_body(trailing, OrderChanges(limit_price=D("1.2")), EUR)["order"]
+    assert replaced["trailingStopLossOnFill"]["distance"] == "0.00250" and replaced["price"] == "1.20000"
+    assert child_parent("x-1-TSL", "TRAILING_STOP_LOSS") == "x-1"
+
+
+def test_a_market_if_touched_found_at_the_broker_reads_back_as_one() -> None:
+    data = {"id": "9", "type": "MARKET_IF_TOUCHED", "instrument": "EUR_USD", "units": "-100", "price": "1.09000",
+            "timeInForce": "GTC", "state": "PENDING", "createTime": "2026-11-22T14:03:12Z"}  # fmt: skip
+    terms = order_json_to_terms(data)
+    assert terms is not None and (terms.type, terms.side, terms.stop_price, terms.limit_price) == (OrderType.MARKET_IF_TOUCHED, Side.SELL, D("1.09"), None)
+    report = order_json_to_report(data, "x", terms=terms)
+    assert (report.stop_price, report.limit_price) == (D("1.09"), None)
+    bounded = {**data, "priceBound": "1.08900"}  # no equivalent: a limit at its trigger, as before
+    terms = order_json_to_terms(bounded)
+    assert terms is not None and (terms.type, terms.limit_price, terms.stop_price) == (OrderType.LIMIT, D("1.09"), None)
+    assert (order_json_to_report(bounded, "x").limit_price, order_json_to_report(bounded, "x").stop_price) == (D("1.09"), None)
 
 
 def test_children_are_named_after_their_parent() -> None:

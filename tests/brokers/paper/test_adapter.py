@@ -184,8 +184,8 @@ def test_default_broker_needs_no_configuration(tmp_path: Path) -> None:
         broker = await bench.start()
         assert broker.atomic is True
         caps = broker.capabilities
-        assert caps.order_types == frozenset(OrderType) and caps.time_in_force == frozenset(TimeInForce)
-        assert caps.fractional_units and caps.brackets and caps.modify and not caps.hedging
+        assert caps.order_types == frozenset(OrderType) - {OrderType.MARKET_IF_TOUCHED} and caps.time_in_force == frozenset(TimeInForce)
+        assert caps.fractional_units and caps.brackets and caps.modify and not caps.hedging and not caps.trailing_stops
         assert "AAPL" in caps.instruments
         inst = broker.instrument("BTC-USD")
         assert inst is not None and (inst.price_increment, inst.quantity_increment, inst.min_quantity, inst.kind) == (D("0.01"), D("1E-8"), D("0.00001"), "crypto")

@@ -1,0 +1,80 @@
+"""Tests for host.router.tables' migration: columns added in code reach state databases an older version created."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, inspect, select
+
+from host.router import queries
+from host.router.records import record_from_row, record_to_row
+from host.router.tables import add_missing_columns, create_tables, orders_table
+from host.trading.model import OrderType
+
+from .test_records import make_record
+
+D = Decimal
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    made = create_engine(f"sqlite:///{tmp_path}/state.db")
+    yield made
+    made.dispose()
+
+
+def old_orders_table() -> tuple[MetaData, Table]:
+    """The orders table as the release before trailing stops created it."""
+    old = MetaData()
+    columns = [Column(c.name, c.type, nullable=c.nullable, primary_key=c.primary_key) for c in orders_table.columns if c.name != "trailing_stop"]
+    return old, Table("orders", old, *columns, sqlite_with_rowid=False)
+
+
+def test_an_old_orders_table_gains_the_trailing_stop_column_and_keeps_its_rows(engine: Engine) -> None:
+    old, table = old_orders_table()
+    old.create_all(engine)
+    row = {k: v for k, v in record_to_row(make_record()).items() if k != "trailing_stop"}
+    with engine.begin() as conn:
+        conn.execute(table.insert().values(**row))
+    assert "trailing_stop" not in {c["name"] for c in inspect(engine).get_columns("orders")}
+    # Before the router has migrated it, a reader still lists the orders (the missing column reads as None).
+    (listed,) = queries.orders(engine)
+    assert listed["client_order_id"] == row["client_order_id"] and listed["trailing_stop"] is None
+
+    create_tables(engine)  # what the router does at start
+
+    assert "trailing_stop" in {c["name"] for c in inspect(engine).get_columns("orders")}
+    with engine.connect() as conn:
+        (kept,) = conn.execute(select(orders_table)).all()
+    assert kept.trailing_stop is None
+    record = record_from_row(kept, [])
+    assert record.trailing_stop is None and record_to_row(record) == {**row, "trailing_stop": None}
+
+    newer = make_record(client_order_id="sma-20240501-9", request_id="r7.99", seq=9, type=OrderType.MARKET_IF_TOUCHED,
+                        limit_price=None, stop_price=D("1.08"), trailing_stop=D("0.0025"))
+    with engine.begin() as conn:
+        conn.execute(orders_table.insert().values(**record_to_row(newer)))
+        stored = conn.execute(select(orders_table.c.trailing_stop).where(orders_table.c.client_order_id == "sma-20240501-9")).scalar_one()
+    assert stored == "0.0025"
+    assert add_missing_columns(engine) == []  # nothing left to add; running again is harmless
+
+
+def test_a_new_database_needs_nothing_added(engine: Engine) -> None:
+    create_tables(engine)
+    assert add_missing_columns(engine) == []
+    assert "trailing_stop" in {c["name"] for c in inspect(engine).get_columns("orders")}
+
+
+def test_a_missing_not_null_column_is_an_error_not_a_guess(engine: Engine) -> None:
+    old = MetaData()
+    Table("things", old, Column("id", String(10), primary_key=True)).create(engine)
+    new = MetaData()
+    Table("things", new, Column("id", String(10), primary_key=True), Column("note", String(10), nullable=True))
+    assert add_missing_columns(engine, new) == ["things.note"]
+    newer = MetaData()
+    Table("things", newer, Column("id", String(10), primary_key=True), Column("note", String(10)), Column("size", String(10), nullable=False))
+    with pytest.raises(RuntimeError, match="NOT NULL column size"):
+        add_missing_columns(engine, newer)
