@@ -86,12 +86,30 @@ class IbkrBroker(BrokerAdapter):
         self._latency: float | None = None
         self._capabilities = self._make_capabilities()
         ib = self._ib
+        self._keep_trail_triggers()
         ib.orderStatusEvent += self._tracker.mark
         ib.openOrderEvent += self._tracker.mark
         ib.execDetailsEvent += self._on_fill
         ib.commissionReportEvent += self._on_commission
         ib.errorEvent += self._on_error
         ib.updateEvent += self._flush
+
+    def _keep_trail_triggers(self) -> None:
+        """Copy a trailing stop's trigger from each openOrder TWS sends onto the trade ib_async keeps.
+
+        ib_async copies only quantity, prices, type and orderRef of a re-sent order onto its trade; the trigger
+        of a TRAIL order (``trailStopPrice``), which TWS moves with the market, would stay as first placed.
+        """
+        wrapper = self._ib.wrapper
+        original = wrapper.openOrder
+
+        def open_order(order_id: int, contract: Contract, order: IbOrder, state: Any) -> None:
+            trade = None if order.whatIf else wrapper.trades.get(wrapper.orderKey(order.clientId, order.orderId, order.permId))
+            if trade is not None:
+                trade.order.trailStopPrice, trade.order.trailingPercent = order.trailStopPrice, order.trailingPercent
+            original(order_id, contract, order, state)
+
+        wrapper.openOrder = open_order  # type: ignore[method-assign,assignment]
 
     def _make_capabilities(self) -> Capabilities:
         instruments = self._book.instruments
@@ -101,6 +119,7 @@ class IbkrBroker(BrokerAdapter):
             fractional_units=any(i.quantity_increment < 1 for i in instruments.values()),
             hedging=False,
             brackets=True,
+            trailing_stops=True,
             modify=True,
             instruments=tuple(instruments),
         )
@@ -177,6 +196,8 @@ class IbkrBroker(BrokerAdapter):
         cid = trade.order.orderRef or f"{_FOREIGN}{trade.order.permId}"
         meta = self._meta.get(cid)
         parent, terms = (meta.parent, meta.terms) if meta is not None else self._derived_family(trade)
+        if meta is not None and terms is None and meta.parent is not None:  # a trailing stop: a STOP at its trigger, once TWS tells it
+            terms = _terms_of(trade.order, meta.instrument, meta.tag)
         completed = self._completed.get(trade.order.permId) if trade.order.permId else None
         return trade_report(trade, completed=completed, parent=parent, terms=terms, client_order_id=cid)
 
@@ -199,11 +220,7 @@ class IbkrBroker(BrokerAdapter):
         order, parent = trade.order, None
         if order.parentId or order.parentPermId:
             parent = bracket_parent(order.orderRef) or self._parent_ref(order)
-        try:
-            terms = ib_to_request(order, self._book.name_of(trade.contract))
-        except (NotSupported, ValueError):
-            terms = None
-        return parent, terms
+        return parent, _terms_of(order, self._book.name_of(trade.contract))
 
     def _parent_ref(self, order: IbOrder) -> str | None:
         wrapper = self._ib.wrapper
@@ -488,6 +505,13 @@ class IbkrBroker(BrokerAdapter):
             "instruments": len(self._book.instruments),
             "market_data": o.market_data,
         }
+
+
+def _terms_of(order: IbOrder, instrument: str, tag: str | None = None) -> OrderRequest | None:
+    try:
+        return ib_to_request(order, instrument, tag)
+    except (NotSupported, ValueError):
+        return None
 
 
 def _cancel_answered(trade: Trade, watch: ErrorWatch) -> bool:

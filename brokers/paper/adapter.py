@@ -28,7 +28,8 @@ from sqlalchemy import Connection, and_, select
 
 from brokers.base import AdapterOptions, AdapterServices, BrokerAdapter, Capabilities, ExecutionReport
 from host.errors import ConfigError
-from host.trading.errors import InsufficientFunds, InvalidInstrument, InvalidPrice, InvalidQuantity, NotSupported, OrderNotFound, TradingError
+from host.schema import add_missing_columns
+from host.trading.errors import InsufficientFunds, InvalidInstrument, InvalidPrice, InvalidQuantity, OrderNotFound, TradingError
 from host.trading.model import (
     Account,
     Fill,
@@ -43,7 +44,7 @@ from host.trading.model import (
 )
 from host.trading.states import OrderStatus
 
-from .execution import PaperOrder, commission, order_to_request, match, next_utc_midnight, order_to_report, slippage, slipped_price
+from .execution import PaperOrder, commission, match, next_utc_midnight, order_to_report, order_to_request, slippage, slipped_price, trail
 from .feed import CsvReplayFeed, Feed, FeedQuote, RandomWalkFeed, WalkSpec, infer_tick, read_quotes_csv
 from .ledger import FLAT, Balance, Holding, apply_fill, average_price, book, cash, exposure, is_increase, unrealised
 from .options import CsvFeedOptions, InstrumentSpec, NoSlippage, PaperOptions, conversion_pair
@@ -79,6 +80,8 @@ S = OrderStatus
 _SIDE = {1: Side.BUY, -1: Side.SELL}
 _TYPES: dict[str, OrderType] = {str(t): t for t in OrderType}
 _TIFS: dict[str, TimeInForce] = {str(t): t for t in TimeInForce}
+_TRIGGERED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.MARKET_IF_TOUCHED})
+"""Order types with a trigger price (``stop_price``)."""
 
 
 class _NotStarted:
@@ -155,12 +158,13 @@ class PaperBroker(BrokerAdapter):
 
     def _make_capabilities(self) -> Capabilities:
         return Capabilities(
-            order_types=frozenset(OrderType) - {OrderType.MARKET_IF_TOUCHED},  # no MIT triggering in the simulator
+            order_types=frozenset(OrderType),
             time_in_force=frozenset(TimeInForce),
             fractional_units=True,
             hedging=False,
             brackets=True,
             modify=True,
+            trailing_stops=True,
             instruments=tuple(self._specs),
         )
 
@@ -189,6 +193,7 @@ class PaperBroker(BrokerAdapter):
         """Create the tables, load the account, positions, working orders and feed origin, start matching."""
         engine = self.services.engine
         metadata.create_all(engine)
+        add_missing_columns(engine, metadata)  # tables an older version created lack the newer (nullable) columns
         name = self.name
         with engine.connect() as conn:
             feed_row = conn.execute(select(feeds_table).where(feeds_table.c.broker == name)).first()
@@ -403,7 +408,7 @@ class PaperBroker(BrokerAdapter):
             if limit is None:
                 raise InvalidPrice(f"a {kind} order of {spec.symbol} needs a limit price")
             self._check_price(spec, "limit price", limit)
-        if kind is OrderType.STOP or kind is OrderType.STOP_LIMIT:
+        if kind is OrderType.STOP or kind is OrderType.STOP_LIMIT or kind is OrderType.MARKET_IF_TOUCHED:
             if stop is None:
                 raise InvalidPrice(f"a {kind} order of {spec.symbol} needs a stop price")
             self._check_price(spec, "stop price", stop)
@@ -451,19 +456,18 @@ class PaperBroker(BrokerAdapter):
         side = 1 if order.side == Side.BUY else -1
         kind, tif = _TYPES[order.type], _TIFS[order.time_in_force]
         try:
-            if kind is OrderType.MARKET_IF_TOUCHED or order.trailing_stop is not None:
-                # The router refuses these first (capabilities); an Order that gets here anyway is not simulated.
-                raise NotSupported(f"broker {self.name} does not simulate {'trailing stops' if order.trailing_stop is not None else kind + ' orders'}")
             spec = self._spec(order.instrument)
             self._check_quantity(spec, order.quantity)
             limit = order.limit_price if kind is OrderType.LIMIT or kind is OrderType.STOP_LIMIT else None
-            stop = order.stop_price if kind is OrderType.STOP or kind is OrderType.STOP_LIMIT else None
+            stop = order.stop_price if kind in _TRIGGERED else None
             if kind is not OrderType.MARKET:
                 self._check_terms(spec, kind, limit, stop)
             quote = self._feed.quote(spec.symbol, now)
             reference = limit if limit is not None else stop if stop is not None else quote.ask if side > 0 else quote.bid
             if order.stop_loss is not None or order.take_profit is not None:
                 self._check_bracket(spec, side, reference, order.stop_loss, order.take_profit)
+            if order.trailing_stop is not None:
+                self._check_price(spec, "trailing stop distance", order.trailing_stop)
             problem = self._funds_problem(spec, order.quantity if side > 0 else -order.quantity, reference, now)
             if problem is not None:
                 raise InsufficientFunds(problem)
@@ -474,7 +478,7 @@ class PaperBroker(BrokerAdapter):
         self._dirty_account = True
         po = PaperOrder(
             cid, f"P{self._order_seq}", spec.symbol, side, kind, order.quantity, limit, stop, tif, now,
-            order.stop_loss, order.take_profit, order.tag, triggered=stop is None, updated_at=now,
+            order.stop_loss, order.take_profit, order.tag, triggered=stop is None, updated_at=now, trailing_stop=order.trailing_stop,
         )  # fmt: skip
         if tif is TimeInForce.DAY:
             po.expires_at = next_utc_midnight(now)
@@ -494,6 +498,12 @@ class PaperBroker(BrokerAdapter):
         available = size - taken[1] if taken is not None and taken[0] == quote.step else size
         spec = self._specs[symbol]
         was_triggered = po.triggered
+        if po.trailing_stop is not None and po.parent is not None and po.stop_price is not None and not was_triggered:
+            # A trailing stop first follows the market (never loosening), then is matched as a STOP.
+            trailed = trail(side, po.stop_price, po.trailing_stop, quote.bid, quote.ask)
+            if trailed != po.stop_price:
+                po.stop_price, po.updated_at = trailed, now
+                self._dirty_orders[po.client_order_id] = po
         m = match(
             po.type, side, po.quantity - po.filled, po.limit_price, po.stop_price, was_triggered,
             quote.bid, quote.ask, available, spec.lot, po.time_in_force is TimeInForce.FOK,
@@ -539,8 +549,8 @@ class PaperBroker(BrokerAdapter):
         else:
             self._finish(po, now)
         if fill is not None and po.oco is not None:
-            sibling = self._working.get(po.oco)
-            if sibling is not None:
+            # One cancels the others: every other working child of the same entry.
+            for sibling in [o for o in self._working.values() if o.parent == po.parent and o is not po]:
                 self._end(sibling, S.CANCELED, "cancelled: oco", now)
                 self._outbox.append(self._report(sibling, (), now))
         return self._report(po, () if fill is None else (fill,), now)
@@ -586,7 +596,7 @@ class PaperBroker(BrokerAdapter):
         recent[po.client_order_id] = po
         if len(recent) > RECENT_ORDERS:
             recent.popitem(last=False)
-        if po.parent is None and po.filled and (po.stop_loss is not None or po.take_profit is not None):
+        if po.parent is None and po.filled and po.has_brackets:
             self._spawn_children(po, now)
 
     def _spawn_children(self, parent: PaperOrder, now: float) -> None:
@@ -595,6 +605,11 @@ class PaperBroker(BrokerAdapter):
             legs.append((f"{parent.client_order_id}-SL", OrderType.STOP, None, parent.stop_loss))
         if parent.take_profit is not None:
             legs.append((f"{parent.client_order_id}-TP", OrderType.LIMIT, parent.take_profit, None))
+        distance = parent.trailing_stop
+        if distance is not None and parent.instrument in self._specs:
+            # The trailing stop starts one distance behind the touch it would close at, the best price seen since the fill.
+            q = self._feed.quote(parent.instrument, now)
+            legs.append((f"{parent.client_order_id}-TSL", OrderType.STOP, None, q.bid - distance if parent.side > 0 else q.ask + distance))
         children = []
         for cid, kind, limit, stop in legs:
             self._order_seq += 1
@@ -602,10 +617,13 @@ class PaperBroker(BrokerAdapter):
                 PaperOrder(
                     cid, f"P{self._order_seq}", parent.instrument, -parent.side, kind, parent.filled, limit, stop, TimeInForce.GTC, now,
                     tag=parent.tag, parent=parent.client_order_id, triggered=stop is None, updated_at=now,
+                    trailing_stop=distance if cid.endswith("-TSL") else None,
                 )  # fmt: skip
             )
-        if len(children) == 2:
-            children[0].oco, children[1].oco = children[1].client_order_id, children[0].client_order_id
+        if len(children) > 1:
+            # Linked in a ring; a child that fills cancels every other working child of the entry.
+            for child, other in zip(children, children[1:] + children[:1], strict=True):
+                child.oco = other.client_order_id
         self._dirty_account = True
         for child in children:
             self._dirty_orders[child.client_order_id] = child

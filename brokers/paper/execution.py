@@ -2,7 +2,7 @@
 
 Conventions: ``side`` is +1 for BUY and −1 for SELL; a buyer takes the ask,
 a seller the bid. Slippage applies to orders that take liquidity at any price
-(MARKET, and STOP once triggered); LIMIT and triggered STOP_LIMIT orders fill
+(MARKET, and STOP or MARKET_IF_TOUCHED once triggered); LIMIT and triggered STOP_LIMIT orders fill
 at the better of their limit and the touch, without slippage.
 """
 
@@ -34,6 +34,9 @@ __all__ = [
     "slipped_price",
     "slippage",
     "stop_triggered",
+    "touch_triggered",
+    "trail",
+    "triggers",
 ]
 
 ZERO = Decimal(0)
@@ -45,6 +48,30 @@ _DAY = 86400
 def stop_triggered(side: int, stop: Decimal, bid: Decimal, ask: Decimal) -> bool:
     """A BUY stop triggers when the ask reaches the stop, a SELL stop when the bid does."""
     return ask >= stop if side > 0 else bid <= stop
+
+
+def touch_triggered(side: int, trigger: Decimal, bid: Decimal, ask: Decimal) -> bool:
+    """A BUY market-if-touched triggers when the ask falls to the trigger, a SELL when the bid rises to it (the opposite of a stop)."""
+    return ask <= trigger if side > 0 else bid >= trigger
+
+
+def triggers(kind: OrderType, side: int, trigger: Decimal, bid: Decimal, ask: Decimal) -> bool:
+    """Whether an order of ``kind`` with trigger price ``trigger`` triggers on this quote."""
+    if kind is OrderType.MARKET_IF_TOUCHED:
+        return touch_triggered(side, trigger, bid, ask)
+    return stop_triggered(side, trigger, bid, ask)
+
+
+def trail(side: int, stop: Decimal, distance: Decimal, bid: Decimal, ask: Decimal) -> Decimal:
+    """The trigger of a trailing stop after one quote: it follows the market by ``distance`` and never loosens.
+
+    ``side`` is the stop's own side: a SELL stop protects a long and trails the
+    bid from below (the highest bid − distance), a BUY stop protects a short and
+    trails the ask from above (the lowest ask + distance).
+    """
+    if side < 0:
+        return max(stop, bid - distance)
+    return min(stop, ask + distance)
 
 
 def limit_marketable(side: int, limit: Decimal, bid: Decimal, ask: Decimal) -> bool:
@@ -128,16 +155,17 @@ def match(
 ) -> Match:
     """Match an order against a quote with ``available`` units at the touch.
 
-    STOP and STOP_LIMIT orders first wait for their trigger; then STOP acts as
-    MARKET and STOP_LIMIT as LIMIT. A marketable order fills up to the available
+    STOP, STOP_LIMIT and MARKET_IF_TOUCHED orders first wait for their trigger
+    (:func:`triggers`); then STOP and MARKET_IF_TOUCHED act as MARKET and
+    STOP_LIMIT as LIMIT. A marketable order fills up to the available
     size (rounded down to the lot); ``all_or_none`` (FOK) fills everything or nothing.
     """
     if not triggered:
-        if stop is None or not stop_triggered(side, stop, bid, ask):
+        if stop is None or not triggers(kind, side, stop, bid, ask):
             return Match(False, ZERO, ZERO, False)
         triggered = True
     touch = ask if side > 0 else bid
-    taker = kind is OrderType.MARKET or kind is OrderType.STOP
+    taker = kind is OrderType.MARKET or kind is OrderType.STOP or kind is OrderType.MARKET_IF_TOUCHED
     if not taker and (limit is None or not limit_marketable(side, limit, bid, ask)):
         return Match(triggered, ZERO, touch, False)
     quantity = remaining if available >= remaining else floor_to(available, lot) if available > 0 else ZERO
@@ -167,7 +195,10 @@ class PaperOrder:
     parent: str | None = None
     """Client order id of the entry a bracket child protects."""
     oco: str | None = None
-    """Client order id of the other bracket child, cancelled when this one fills."""
+    """Client order id of another bracket child; when this one fills, every other working child of the same parent is cancelled."""
+    trailing_stop: Decimal | None = None
+    """On an entry: distance of the trailing stop-loss to attach once it fills. On a ``-TSL`` child: the
+    distance its ``stop_price`` trails the best price seen by (the stop only ever tightens)."""
     triggered: bool = False
     expires_at: float | None = None
     status: OrderStatus = OrderStatus.ACCEPTED
@@ -195,8 +226,7 @@ class PaperOrder:
 
     @property
     def has_brackets(self) -> bool:
-        return self.stop_loss is not None or self.take_profit is not None
-
+        return self.stop_loss is not None or self.take_profit is not None or self.trailing_stop is not None
 
 
 def order_to_request(order: PaperOrder) -> OrderRequest:

@@ -98,6 +98,8 @@ orders_table = Table(
     Column("error", Text, nullable=True),  # JSON: [code, message]
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Added later (nullable, so add_missing_columns adds it to an older table): see PaperOrder.trailing_stop.
+    Column("trailing_stop", String(40), nullable=True),
     sqlite_with_rowid=False,
 )
 """Working orders only (ACCEPTED or PARTIALLY_FILLED)."""
@@ -188,6 +190,7 @@ def order_values(broker: str, order: PaperOrder) -> tuple[Any, ...]:
         None if order.error is None else json.dumps(list(order.error)),
         order.created_at,
         order.updated_at,
+        _opt(order.trailing_stop),
     )
 
 
@@ -220,6 +223,7 @@ def order_from_row(row: Any) -> PaperOrder:
         fills=fills_from_text(row.fills),
         error=(str(error[0]), str(error[1])) if error else None,
         updated_at=float(row.updated_at),
+        trailing_stop=_dec(row.trailing_stop),
         stored=True,
     )
 

@@ -19,7 +19,6 @@ from host.trading.errors import (
     InvalidPrice,
     InvalidQuantity,
     InvalidRequest,
-    NotSupported,
     OrderNotFound,
     TradingError,
     Unauthorized,
@@ -71,8 +70,6 @@ def test_a_market_order_fills_on_the_paper_broker_and_is_audited(router: RouterP
         ({**MARKET, "side": "SIDEWAYS"}, InvalidRequest, "side"),
         ({**MARKET, "type": "MARKET_IF_TOUCHED"}, InvalidPrice, "needs stop_price"),
         ({**MARKET, "trailing_stop": "-0.001"}, InvalidPrice, "trailing_stop is a price distance and must be positive"),
-        ({**MARKET, "trailing_stop": "0.00500"}, NotSupported, "paper does not support trailing stops"),
-        ({**MARKET, "type": "MARKET_IF_TOUCHED", "stop_price": "1.05"}, NotSupported, "paper does not support MARKET_IF_TOUCHED orders"),
     ],
 )
 def test_bad_orders_get_a_typed_error_and_an_audit_row(router: RouterProc, body: dict, error: type[TradingError], words: str) -> None:
@@ -83,6 +80,28 @@ def test_bad_orders_get_a_typed_error_and_an_audit_row(router: RouterProc, body:
     rows = router.query("SELECT kind, detail FROM audit WHERE strategy = 'sma'")
     assert rows and words.split("'")[0].split()[0] in rows[-1][1], rows
     assert place(client)["status"] == "FILLED"  # nothing else is affected
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({**MARKET, "trailing_stop": "0.00500"}, "FILLED"),
+        ({**MARKET, "type": "MARKET_IF_TOUCHED", "stop_price": "1.05"}, "ACCEPTED"),  # the ask is above a buy's trigger: it waits
+    ],
+    ids=["trailing_stop", "market_if_touched"],
+)
+def test_paper_accepts_trailing_stops_and_market_if_touched_orders(router: RouterProc, body: dict, status: str) -> None:
+    router.start()
+    client = router.client("sma")
+    order = place(client, body)
+    assert order["status"] == status and order["type"] == body.get("type", "MARKET")
+    cid = order["client_order_id"]
+    if "trailing_stop" in body:
+        # The trailing stop is a child STOP of the entry, working at the broker.
+        child = wait_for(lambda: [o for o in client.call("orders", {}) if o["client_order_id"] == f"{cid}-TSL"], message="the -TSL child")[0]
+        assert (child["type"], child["side"], child["status"]) == ("STOP", "SELL", "ACCEPTED") and Decimal(child["stop_price"]) > 0
+    else:
+        assert [o["client_order_id"] for o in client.call("orders", {})] == [cid]
 
 
 def test_an_unknown_token_is_refused_and_recorded(router: RouterProc) -> None:

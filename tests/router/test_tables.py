@@ -11,7 +11,8 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, i
 
 from host.router import queries
 from host.router.records import record_from_row, record_to_row
-from host.router.tables import add_missing_columns, create_tables, orders_table
+from host.router.tables import create_tables, metadata, orders_table
+from host.schema import add_missing_columns
 from host.trading.model import OrderType
 
 from .test_records import make_record
@@ -59,12 +60,12 @@ def test_an_old_orders_table_gains_the_trailing_stop_column_and_keeps_its_rows(e
         conn.execute(orders_table.insert().values(**record_to_row(newer)))
         stored = conn.execute(select(orders_table.c.trailing_stop).where(orders_table.c.client_order_id == "sma-20240501-9")).scalar_one()
     assert stored == "0.0025"
-    assert add_missing_columns(engine) == []  # nothing left to add; running again is harmless
+    assert add_missing_columns(engine, metadata) == []  # nothing left to add; running again is harmless
 
 
 def test_a_new_database_needs_nothing_added(engine: Engine) -> None:
     create_tables(engine)
-    assert add_missing_columns(engine) == []
+    assert add_missing_columns(engine, metadata) == []
     assert "trailing_stop" in {c["name"] for c in inspect(engine).get_columns("orders")}
 
 

@@ -6,8 +6,8 @@ adapter under test runs ib_async's real socket, decoder and wrapper. It keeps
 a small order book per client id, with executions, positions, an account
 summary and quotes; tests decide what happens to each order through the
 ``on_place`` / ``on_modify`` / ``on_cancel`` hooks and the actions
-:meth:`FakeTws.accept`, :meth:`FakeTws.fill`, :meth:`FakeTws.reject` and
-:meth:`FakeTws.cancel`. It can drop the socket, stop listening and come back.
+:meth:`FakeTws.accept`, :meth:`FakeTws.fill`, :meth:`FakeTws.reject`,
+:meth:`FakeTws.cancel` and :meth:`FakeTws.trail` (a trailing stop's trigger moves). It can drop the socket, stop listening and come back.
 
 Framing: the client opens with ``API\\0`` and a length-prefixed version range
 (``v157..178``); the server answers with its version and connection time. Every
@@ -385,6 +385,12 @@ class FakeTws:
                 continue
             if notify:
                 self.send_status(sibling)
+
+    def trail(self, order: FakeOrder, trigger: Decimal | str) -> None:
+        """TWS moved a TRAIL order's trigger (``trailStopPrice``) with the market: the order again, with its status."""
+        order.fields = {**order.fields, "trailStopPrice": text(Decimal(trigger))}
+        self.send_open_order(order)
+        self.send_status(order)
 
     def reject(self, order: FakeOrder, code: int = 201, text: str = "Order rejected - reason:Order size exceeds the limit") -> None:
         """Error ``code`` for the order, then status Inactive; bracket children are cancelled with it."""

@@ -164,6 +164,41 @@ async def test_a_bracket_answers_for_the_entry_and_reports_its_children_afterwar
     assert cancelled.parent_client_order_id == order.client_order_id
 
 
+async def test_a_trailing_stop_is_reported_under_its_parent_and_its_fill_as_a_fill_of_the_tsl_child(ib: Harness) -> None:
+    assert ib.broker.capabilities.trailing_stops and ib.broker.capabilities.to_dict()["trailing_stops"] is True
+    order = make_order(type="LIMIT", limit_price=Decimal("1.08"), take_profit=Decimal("1.09"), trailing_stop=Decimal("0.0025"), tag="tr")
+    report = await ib.broker.submit(order)
+    assert report.status is S.ACCEPTED and report.parent_client_order_id is None
+    cid = order.client_order_id + "-TSL"
+    waiting = await ib.report(cid)
+    assert (waiting.parent_client_order_id, waiting.status, waiting.raw_status) == (order.client_order_id, S.ACCEPTED, "PreSubmitted")
+    assert (waiting.quantity, waiting.stop_price, waiting.limit_price, waiting.terms) == (Decimal("20000"), None, None, None)  # no trigger yet
+
+    entry, trail = ib.fake.order_by_ref(order.client_order_id), ib.fake.order_by_ref(cid)
+    assert trail.oca_group == ib.fake.order_by_ref(order.client_order_id + "-TP").oca_group == order.client_order_id + "-OCA"
+    ib.fake.fill(entry, "20000", "1.08")
+    await ib.report(order.client_order_id, S.FILLED)
+    ib.fake.trail(trail, "1.0776")  # TWS sets the trigger once the trail works, and moves it with the market
+    await ib.fake.wait_for(lambda: any(r.stop_price == Decimal("1.0776") for r in ib.of(cid)))
+    working = ib.of(cid)[-1]
+    assert (working.parent_client_order_id, working.status, working.stop_price) == (order.client_order_id, S.ACCEPTED, Decimal("1.0776"))
+    assert working.terms is not None
+    assert (working.terms.type, working.terms.side, working.terms.quantity, working.terms.stop_price, working.terms.tag) == (
+        OrderType.STOP, Side.SELL, Decimal("20000"), Decimal("1.0776"), "tr",
+    )  # fmt: skip
+    ib.fake.trail(trail, "1.0791")
+    await ib.fake.wait_for(lambda: ib.of(cid)[-1].stop_price == Decimal("1.0791"))
+
+    ib.fake.fill(trail, "20000", "1.0790")
+    stopped = await ib.report(cid, S.FILLED)
+    assert stopped.client_order_id == cid and stopped.parent_client_order_id == order.client_order_id
+    assert [(f.quantity, f.price) for f in stopped.fills] == [(Decimal("20000"), Decimal("1.079"))]
+    assert stopped.broker_order_id == str(trail.order_id)
+    assert (await ib.report(order.client_order_id + "-TP", S.CANCELED)).parent_client_order_id == order.client_order_id
+    found = await ib.broker.lookup(cid)
+    assert found is not None and found.status is S.FILLED and found.terms is not None and found.terms.stop_price == Decimal("1.0791")
+
+
 async def test_a_rejected_bracket_raises_and_reports_its_children_cancelled(ib: Harness) -> None:
     ib.fake.on_place = lambda order: ib.fake.reject(order) if not order.parent_id else None
     order = make_order(type="LIMIT", limit_price=Decimal("1.08"), stop_loss=Decimal("1.075"), take_profit=Decimal("1.09"))

@@ -9,7 +9,7 @@ import pytest
 from ib_async import LimitOrder, MarketOrder, StopOrder
 from ib_async import Order as IbOrder
 
-from brokers.ibkr.orders import OCA_REDUCE_WITH_BLOCK, bracket_parent, changes_to_ib, ib_to_request, legs_needed, order_to_ib, wire_number
+from brokers.ibkr.orders import OCA_REDUCE_WITH_BLOCK, bracket_parent, changes_to_ib, ib_to_request, legs_needed, order_prices, order_to_ib, wire_number
 from host.trading.errors import InvalidPrice, InvalidQuantity, NotSupported
 from host.trading.model import OrderChanges, OrderType, Side, TimeInForce
 
@@ -103,17 +103,53 @@ def test_ib_orders_back_to_terms() -> None:
     assert (terms.instrument, terms.side, terms.quantity, terms.type, terms.stop_price, terms.limit_price, terms.time_in_force, terms.tag) == (
         "AAPL", Side.SELL, Decimal(5), OrderType.STOP, Decimal("180.5"), None, TimeInForce.DAY, "x",
     )  # fmt: skip
+    with pytest.raises(NotSupported, match="not known yet"):  # a trailing stop whose trigger TWS has not told
+        ib_to_request(IbOrder(action="BUY", totalQuantity=1.0, orderType="TRAIL", auxPrice=0.5), "AAPL")
     with pytest.raises(NotSupported):
-        ib_to_request(IbOrder(action="BUY", totalQuantity=1.0, orderType="TRAIL"), "AAPL")
+        ib_to_request(IbOrder(action="BUY", totalQuantity=1.0, orderType="VWAP"), "AAPL")
+    trail = IbOrder(action="SELL", totalQuantity=5.0, orderType="TRAIL", auxPrice=0.5, trailStopPrice=179.75, lmtPrice=UNSET)
+    assert order_prices(trail) == (None, Decimal("179.75"))  # the current trigger, not the distance
+    stop = ib_to_request(trail, "AAPL", "x")
+    assert (stop.type, stop.side, stop.quantity, stop.stop_price, stop.limit_price, stop.tag) == (OrderType.STOP, Side.SELL, Decimal(5), Decimal("179.75"), None, "x")
     mit = ib_to_request(IbOrder(action="BUY", totalQuantity=5.0, orderType="MIT", auxPrice=179.5, lmtPrice=UNSET), "AAPL")
     assert (mit.type, mit.stop_price, mit.limit_price) == (OrderType.MARKET_IF_TOUCHED, Decimal("179.5"), None)
 
 
-def test_market_if_touched_changes_its_trigger_and_trailing_stops_are_refused() -> None:
+def test_market_if_touched_changes_its_trigger() -> None:
     (leg,) = order_to_ib(make_order(type="MARKET_IF_TOUCHED", stop_price=Decimal("1.09")), [11], account="DU123")
     assert changes_to_ib(leg.order, OrderChanges(stop_price=Decimal("1.085"))).auxPrice == 1.085
-    with pytest.raises(NotSupported, match="trailing stops"):
-        order_to_ib(make_order(trailing_stop=Decimal("0.005")), [11], account="DU123")
+
+
+def test_a_trailing_stop_alone_is_one_trail_child_without_oca_group() -> None:
+    order = make_order(trailing_stop=Decimal("0.0025"), tag="t")
+    assert legs_needed(order) == 2
+    entry, tsl = order_to_ib(order, [30, 31], account="DU123")
+    assert isinstance(entry.order, MarketOrder) and (entry.order.transmit, tsl.order.transmit) == (False, True)
+    o = tsl.order
+    assert (o.orderType, o.action, o.totalQuantity, o.auxPrice, o.tif, o.parentId, o.orderId) == ("TRAIL", "SELL", 20000.0, 0.0025, "GTC", 30, 31)
+    assert (o.trailStopPrice, o.trailingPercent, o.lmtPrice) == (UNSET, UNSET, UNSET)  # the amount only: TWS sets the trigger
+    assert (o.orderRef, o.account, o.ocaGroup) == ("sma-20261122-000001-TSL", "DU123", "")
+    assert (tsl.client_order_id, tsl.parent_client_order_id, tsl.terms) == ("sma-20261122-000001-TSL", order.client_order_id, None)
+
+
+def test_a_trailing_stop_with_a_take_profit_shares_their_oca_group_and_the_last_leg_transmits() -> None:
+    order = make_order(side="SELL", type="LIMIT", limit_price=Decimal("1.09"), take_profit=Decimal("1.08"), trailing_stop=Decimal("0.004"))
+    assert legs_needed(order) == 3
+    entry, tp, tsl = order_to_ib(order, [40, 41, 42], account="DU123")
+    assert [leg.order.transmit for leg in (entry, tp, tsl)] == [False, False, True]
+    assert [leg.order.parentId for leg in (entry, tp, tsl)] == [0, 40, 40]
+    assert [leg.order.orderType for leg in (entry, tp, tsl)] == ["LMT", "LMT", "TRAIL"]
+    assert (tp.order.action, tp.order.lmtPrice) == ("BUY", 1.08)
+    assert (tsl.order.action, tsl.order.auxPrice, tsl.order.totalQuantity) == ("BUY", 0.004, 20000.0)
+    assert tp.order.ocaGroup == tsl.order.ocaGroup == "sma-20261122-000001-OCA"
+    assert tp.order.ocaType == tsl.order.ocaType == OCA_REDUCE_WITH_BLOCK
+    assert [leg.client_order_id for leg in (tp, tsl)] == ["sma-20261122-000001-TP", "sma-20261122-000001-TSL"]
+    everything = make_order(stop_loss=Decimal("1.07"), take_profit=Decimal("1.09"), trailing_stop=Decimal("0.004"))
+    legs = order_to_ib(everything, [1, 2, 3, 4], account="")
+    assert [leg.order.orderType for leg in legs] == ["MKT", "LMT", "STP", "TRAIL"] and [leg.order.transmit for leg in legs] == [False] * 3 + [True]
+    assert len({leg.order.ocaGroup for leg in legs[1:]}) == 1
+    with pytest.raises(InvalidPrice, match="trailing stop"):
+        order_to_ib(make_order(trailing_stop=Decimal("0.00250000000000000001")), [1, 2], account="")
 
 
 # --------------------------------------------------------------------- on the wire
@@ -172,9 +208,45 @@ async def test_the_exact_fields_of_a_bracket(ib: Harness) -> None:
     assert (tp["ocaGroup"], tp["ocaType"]) == (sl["ocaGroup"], sl["ocaType"]) == (order.client_order_id + "-OCA", "2")
 
 
+@pytest.mark.anyio
+async def test_the_exact_fields_of_a_trailing_stop(ib: Harness) -> None:
+    alone = make_order("a", trailing_stop=Decimal("0.0025"))
+    both = make_order("b", side="SELL", type="LIMIT", limit_price=Decimal("1.09"), take_profit=Decimal("1.08"), trailing_stop=Decimal("0.004"))
+    await ib.broker.submit(alone)
+    await ib.broker.submit(both)
+    assert ib.fake.malformed == []
+    entry, tsl, entry2, tp2, tsl2 = (parse_place_order(m) for m in ib.fake.messages(3))
+    keys = ("orderType", "action", "totalQuantity", "auxPrice", "lmtPrice", "trailStopPrice", "trailingPercent", "tif", "orderRef", "transmit",
+            "ocaGroup", "ocaType")  # fmt: skip
+    assert [entry["transmit"], entry["orderType"]] == ["0", "MKT"] and tsl["parentId"] == entry["orderId"]
+    assert {k: tsl[k] for k in keys} == {
+        "orderType": "TRAIL", "action": "SELL", "totalQuantity": "20000.0", "auxPrice": "0.0025", "lmtPrice": "", "trailStopPrice": "",
+        "trailingPercent": "", "tif": "GTC", "orderRef": "a-TSL", "transmit": "1", "ocaGroup": "", "ocaType": "0",
+    }  # fmt: skip
+    assert [m["transmit"] for m in (entry2, tp2, tsl2)] == ["0", "0", "1"]
+    assert tp2["parentId"] == tsl2["parentId"] == entry2["orderId"]
+    assert (tp2["orderType"], tp2["action"], tp2["lmtPrice"], tp2["orderRef"]) == ("LMT", "BUY", "1.08", "b-TP")
+    assert (tsl2["orderType"], tsl2["action"], tsl2["auxPrice"], tsl2["trailStopPrice"], tsl2["orderRef"]) == ("TRAIL", "BUY", "0.004", "", "b-TSL")
+    assert (tp2["ocaGroup"], tp2["ocaType"]) == (tsl2["ocaGroup"], tsl2["ocaType"]) == ("b-OCA", "2")
+
+
+def test_the_fake_takes_a_trail_order_only_with_an_amount_or_a_percentage() -> None:
+    names = [n for run in place_order_layout(SERVER_VERSION) for n in run]
+    fields = ["" for _ in names]
+    fields[names.index("secType")], fields[names.index("orderType")] = "CASH", "TRAIL"
+    with pytest.raises(ProtocolError, match="TRAIL"):
+        parse_place_order(fields)
+    fields[names.index("auxPrice")] = "0.0025"
+    assert parse_place_order(fields)["auxPrice"] == "0.0025"
+    fields[names.index("trailingPercent")] = "1.5"
+    with pytest.raises(ProtocolError, match="TRAIL"):
+        parse_place_order(fields)
+
+
 @pytest.mark.parametrize(
     ("name", "parent"),
-    [("sma-20261122-000001-TP", "sma-20261122-000001"), ("sma-20261122-000001-SL", "sma-20261122-000001"), ("sma-20261122-000001", None), ("-TP", None)],
+    [("sma-20261122-000001-TP", "sma-20261122-000001"), ("sma-20261122-000001-SL", "sma-20261122-000001"),
+     ("sma-20261122-000001-TSL", "sma-20261122-000001"), ("sma-20261122-000001", None), ("-TP", None), ("-TSL", None)],
 )
 def test_the_parent_of_a_bracket_child_by_its_name(name: str, parent: str | None) -> None:
     assert bracket_parent(name) == parent

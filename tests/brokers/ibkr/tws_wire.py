@@ -93,6 +93,9 @@ def parse_place_order(fields: list[str], version: int = SERVER_VERSION) -> dict[
     take(scale)
     if out["scalePriceIncrement"] and 0 < float(out["scalePriceIncrement"]) < float(UNSET_DOUBLE):
         raise ProtocolError("scale orders are not supported by the fake")
+    if out["orderType"] == "TRAIL" and is_set(out["auxPrice"]) == is_set(out["trailingPercent"]):
+        # TWS takes the trail as an amount (auxPrice) or a percentage (trailingPercent), never both or neither
+        raise ProtocolError("a TRAIL order needs exactly one of auxPrice (trailing amount) and trailingPercent")
     take(hedge)
     if out["hedgeType"]:
         raise ProtocolError("hedge orders are not supported by the fake")
@@ -106,6 +109,11 @@ def parse_place_order(fields: list[str], version: int = SERVER_VERSION) -> dict[
     if rest:
         raise ProtocolError(f"placeOrder has {len(rest)} fields more than version {version} defines: {rest}")
     return out
+
+
+def is_set(field: str) -> bool:
+    """A double field the client filled in (ib_async sends an unset double as an empty field)."""
+    return field not in ("", UNSET_DOUBLE)
 
 
 def frame(*fields: Any) -> bytes:
@@ -258,7 +266,8 @@ def open_order_fields(o: FakeOrder) -> list[Any]:
         f["solicited"], f["whatIf"], o.status, *([UNSET_DOUBLE] * 9), UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, "", "",
         f["randomizeSize"], f["randomizePrice"],
         0,  # conditions
-        "None", UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, 0, "", "", "", UNSET_DOUBLE,
+        "None", UNSET_DOUBLE, f["trailStopPrice"] or UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, 0, "", "", "",
+        UNSET_DOUBLE,  # adjusted order type, trigger price, trailStopPrice (again, as TWS sends it), lmtPriceOffset …
         0, 0, 0, 0,
         f["duration"], f["postToAts"], f["autoCancelParent"] or 0,
         "", "", "", "", "",

@@ -65,6 +65,7 @@ def order(
     instrument: str = "EUR_USD",
     stop_loss: str | None = None,
     take_profit: str | None = None,
+    trailing_stop: str | None = None,
 ) -> Order:
     now = datetime.now(UTC)
     return Order(
@@ -74,6 +75,7 @@ def order(
         time_in_force=TimeInForce(tif), stop_loss=None if stop_loss is None else D(stop_loss),
         take_profit=None if take_profit is None else D(take_profit), tag="t", status=S.INITIALIZED, raw_status=None,
         filled_quantity=D(0), average_price=None, commission=D(0), error=None, created_at=now, updated_at=now,
+        trailing_stop=None if trailing_stop is None else D(trailing_stop),
     )  # fmt: skip
 
 
@@ -184,8 +186,8 @@ def test_default_broker_needs_no_configuration(tmp_path: Path) -> None:
         broker = await bench.start()
         assert broker.atomic is True
         caps = broker.capabilities
-        assert caps.order_types == frozenset(OrderType) - {OrderType.MARKET_IF_TOUCHED} and caps.time_in_force == frozenset(TimeInForce)
-        assert caps.fractional_units and caps.brackets and caps.modify and not caps.hedging and not caps.trailing_stops
+        assert caps.order_types == frozenset(OrderType) and caps.time_in_force == frozenset(TimeInForce)
+        assert caps.fractional_units and caps.brackets and caps.modify and not caps.hedging and caps.trailing_stops
         assert "AAPL" in caps.instruments
         inst = broker.instrument("BTC-USD")
         assert inst is not None and (inst.price_increment, inst.quantity_increment, inst.min_quantity, inst.kind) == (D("0.01"), D("1E-8"), D("0.00001"), "crypto")
@@ -584,6 +586,199 @@ def test_a_resting_entry_gets_its_children_when_it_fills(tmp_path: Path) -> None
         assert [(r.client_order_id, r.status) for r in bench.emitted] == [("e", S.FILLED), ("e-SL", S.ACCEPTED)]
         assert bench.emitted[1].terms is not None and bench.emitted[1].terms.quantity == D(1)
         await broker.stop()
+
+    run(scenario)
+
+
+def test_market_if_touched_triggers_on_the_favourable_side_and_fills_with_slippage(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        feed = csv_feed(tmp_path, "0,EUR_USD,1.10000,1.10010", "10,EUR_USD,1.09900,1.09910", "20,EUR_USD,1.10100,1.10110")
+        bench = Bench(tmp_path, slippage={"model": "fixed", "value": "0.0002"}, feed=feed)
+        broker = await bench.start()
+        buy = bench.submit(order("bm", type="MARKET_IF_TOUCHED", stop="1.09950"))  # ask 1.10010 above it: waits
+        sell = bench.submit(order("sm", side="SELL", type="MARKET_IF_TOUCHED", stop="1.10050"))  # bid 1.10000 below it: waits
+        assert (buy.status, buy.stop_price, sell.status) == (S.ACCEPTED, D("1.09950"), S.ACCEPTED)
+        touched = bench.submit(order("now", type="MARKET_IF_TOUCHED", stop="1.10100"))  # ask already at or below: at once
+        assert touched.status is S.FILLED and touched.fills[0].price == D("1.10030")  # ask + slippage
+        bench.at(10)
+        broker.poll()
+        # The buy triggers as the ask falls to its trigger; the sell does not (a SELL STOP at 1.10050 would have).
+        (fired,) = bench.emitted
+        assert (fired.client_order_id, fired.status, fired.fills[0].price) == ("bm", S.FILLED, D("1.09930"))
+        bench.emitted.clear()
+        bench.at(20)
+        broker.poll()
+        (fired,) = bench.emitted
+        assert (fired.client_order_id, fired.status, fired.fills[0].price) == ("sm", S.FILLED, D("1.10080"))  # bid − slippage
+        await broker.stop()
+
+    run(scenario)
+
+
+def test_market_if_touched_honours_ioc_fok_and_day_like_a_stop(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        feed = csv_feed(tmp_path, "0,EUR_USD,1.10000,1.10010", "10,EUR_USD,1.09900,1.09910")
+        bench = Bench(tmp_path, liquidity="300", feed=feed)
+        broker = await bench.start()
+        ioc = bench.submit(order("ioc", quantity="500", type="MARKET_IF_TOUCHED", stop="1.09950", tif="IOC"))
+        fok = bench.submit(order("fok", quantity="500", type="MARKET_IF_TOUCHED", stop="1.09950", tif="FOK"))
+        day = bench.submit(order("day", side="SELL", type="MARKET_IF_TOUCHED", stop="1.20000", tif="DAY"))
+        assert (ioc.status, fok.status, day.status) == (S.ACCEPTED, S.ACCEPTED, S.ACCEPTED)  # not triggered yet: they wait
+        bench.at(10)
+        broker.poll()
+        got = {r.client_order_id: r for r in bench.emitted}
+        assert (got["ioc"].status, got["ioc"].raw_status, sum(f.quantity for f in got["ioc"].fills)) == (S.CANCELED, "cancelled: ioc remainder", D(300))
+        assert (got["fok"].status, got["fok"].raw_status, got["fok"].fills) == (S.CANCELED, "cancelled: fok not fillable", ())
+        assert "day" not in got
+        bench.emitted.clear()
+        bench.at(12 * 3600)  # T0 is noon UTC
+        broker.poll()
+        assert [(r.client_order_id, r.status) for r in bench.emitted] == [("day", S.EXPIRED)]
+        await broker.stop()
+
+    run(scenario)
+
+
+def test_trailing_stop_ratchets_up_for_a_long_and_fires_when_the_bid_falls_back(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        feed = csv_feed(
+            tmp_path, "0,EUR_USD,1.10000,1.10010", "10,EUR_USD,1.10100,1.10110", "20,EUR_USD,1.10050,1.10060",
+            "30,EUR_USD,1.10200,1.10210", "40,EUR_USD,1.10100,1.10110",
+        )  # fmt: skip
+        bench = Bench(tmp_path, feed=feed)
+        broker = await bench.start()
+        entry = bench.submit(order("e", quantity="1000", trailing_stop="0.00100"))
+        assert entry.status is S.FILLED
+        await asyncio.sleep(0)
+        (tsl,) = bench.emitted
+        assert (tsl.client_order_id, tsl.status, tsl.parent_client_order_id, tsl.stop_price) == ("e-TSL", S.ACCEPTED, "e", D("1.09900"))
+        assert tsl.terms is not None and (tsl.terms.side, tsl.terms.type, tsl.terms.quantity, tsl.terms.stop_price) == (Side.SELL, OrderType.STOP, D(1000), D("1.09900"))
+        bench.emitted.clear()
+
+        def stop_now() -> Decimal | None:
+            (working,) = drive(broker.open_orders())
+            return working.stop_price
+
+        for seconds, stop in ((10, "1.10000"), (20, "1.10000"), (30, "1.10100")):  # up with the bid, never back down
+            bench.at(seconds)
+            broker.poll()
+            assert bench.emitted == [] and stop_now() == D(stop)
+        bench.at(40)
+        broker.poll()
+        (fired,) = bench.emitted
+        assert (fired.client_order_id, fired.status, fired.stop_price, fired.fills[0].price) == ("e-TSL", S.FILLED, D("1.10100"), D("1.10100"))
+        assert drive(broker.open_orders()) == []
+        position = drive(broker.positions())[0]
+        assert position.quantity == 0 and position.realised_pnl == D("0.90")  # 1000 × (1.10100 − 1.10010)
+        await broker.stop()
+
+    run(scenario)
+
+
+def test_trailing_stop_of_a_short_follows_the_ask_down(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        feed = csv_feed(tmp_path, "0,EUR_USD,1.10000,1.10010", "10,EUR_USD,1.09800,1.09810", "20,EUR_USD,1.09900,1.09910")
+        bench = Bench(tmp_path, feed=feed)
+        broker = await bench.start()
+        bench.submit(order("s", side="SELL", quantity="10", trailing_stop="0.00050"))
+        await asyncio.sleep(0)
+        assert [(r.client_order_id, r.stop_price) for r in bench.emitted] == [("s-TSL", D("1.10060"))]
+        bench.emitted.clear()
+        bench.at(10)
+        broker.poll()
+        assert [r.stop_price for r in drive(broker.open_orders())] == [D("1.09860")]
+        bench.at(20)
+        broker.poll()
+        (fired,) = bench.emitted
+        assert (fired.client_order_id, fired.status, fired.fills[0].price) == ("s-TSL", S.FILLED, D("1.09910"))
+        await broker.stop()
+
+    run(scenario)
+
+
+def test_trailing_stop_is_one_cancels_the_others_with_the_bracket(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        feed = csv_feed(tmp_path, "0,EUR_USD,1.10000,1.10010", "10,EUR_USD,1.10300,1.10310")
+        bench = Bench(tmp_path, feed=feed)
+        broker = await bench.start()
+        bench.submit(order("e", quantity="1000", stop_loss="1.09000", take_profit="1.10200", trailing_stop="0.00100"))
+        await asyncio.sleep(0)
+        assert [(r.client_order_id, r.status, r.parent_client_order_id) for r in bench.emitted] == [
+            ("e-SL", S.ACCEPTED, "e"), ("e-TP", S.ACCEPTED, "e"), ("e-TSL", S.ACCEPTED, "e"),
+        ]  # fmt: skip
+        bench.emitted.clear()
+        bench.at(10)
+        broker.poll()
+        assert sorted((r.client_order_id, r.status, r.raw_status) for r in bench.emitted) == [
+            ("e-SL", S.CANCELED, "cancelled: oco"), ("e-TP", S.FILLED, "filled"), ("e-TSL", S.CANCELED, "cancelled: oco"),
+        ]  # fmt: skip
+        assert drive(broker.open_orders()) == []
+        assert drive(broker.positions())[0].quantity == 0
+        await broker.stop()
+
+    run(scenario)
+
+
+def test_trailing_stop_must_be_a_multiple_of_the_tick(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        bench = Bench(tmp_path, feed=csv_feed(tmp_path, *FLAT_EURUSD))
+        await bench.start()
+        with pytest.raises(InvalidPrice, match="trailing stop distance 0.000015 of EUR_USD is not a multiple of the tick"):
+            bench.submit(order("a", trailing_stop="0.000015"))
+        await bench.broker.stop()
+
+    run(scenario)
+
+
+def test_trailing_stop_survives_a_restart(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        feed = csv_feed(
+            tmp_path, "0,EUR_USD,1.10000,1.10010", "10,EUR_USD,1.10100,1.10110", "20,EUR_USD,1.10150,1.10160", "30,EUR_USD,1.10050,1.10060",
+        )  # fmt: skip
+        bench = Bench(tmp_path, feed=feed)
+        broker = await bench.start()
+        bench.submit(order("e", quantity="1000", take_profit="1.10500", trailing_stop="0.00100"))
+        bench.submit(order("l", quantity="7", type="LIMIT", limit="1.09000", trailing_stop="0.00200"))  # rests
+        bench.at(10)
+        broker.poll()
+        bench.persist()
+        before = drive(broker.open_orders())
+        assert {r.client_order_id: r.stop_price for r in before}["e-TSL"] == D("1.10000")
+        await broker.stop()
+
+        again = bench.restarted()
+        broker2 = await again.start()
+        assert drive(broker2.open_orders()) == before
+        assert broker2._working["l"].trailing_stop == D("0.00200") and broker2._working["e-TSL"].trailing_stop == D("0.00100")
+        again.at(20)
+        broker2.poll()
+        assert {r.client_order_id: r.stop_price for r in drive(broker2.open_orders())}["e-TSL"] == D("1.10050")
+        again.at(30)
+        broker2.poll()
+        assert [(r.client_order_id, r.status) for r in again.emitted] == [("e-TSL", S.FILLED), ("e-TP", S.CANCELED)]
+        assert again.emitted[0].fills[0].price == D("1.10050")
+        await broker2.stop()
+
+    run(scenario)
+
+
+def test_an_older_orders_table_gets_the_trailing_stop_column(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        bench = Bench(tmp_path, feed=csv_feed(tmp_path, *FLAT_EURUSD))
+        with bench.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE paper_orders (broker VARCHAR(64) NOT NULL, client_order_id VARCHAR(120) NOT NULL, "
+                                 "broker_order_id VARCHAR(40), instrument VARCHAR(64) NOT NULL, side INTEGER NOT NULL, type VARCHAR(20) NOT NULL, "
+                                 "quantity VARCHAR(40) NOT NULL, limit_price VARCHAR(40), stop_price VARCHAR(40), time_in_force VARCHAR(4) NOT NULL, "
+                                 "stop_loss VARCHAR(40), take_profit VARCHAR(40), tag VARCHAR(64), parent VARCHAR(120), oco VARCHAR(120), "
+                                 "triggered INTEGER NOT NULL, expires_at FLOAT, status VARCHAR(20) NOT NULL, raw_status VARCHAR(120) NOT NULL, "
+                                 "filled VARCHAR(40) NOT NULL, filled_value VARCHAR(60) NOT NULL, commission VARCHAR(40) NOT NULL, fills TEXT NOT NULL, "
+                                 "error TEXT, created_at FLOAT NOT NULL, updated_at FLOAT NOT NULL, PRIMARY KEY (broker, client_order_id)) WITHOUT ROWID")
+        await bench.start()
+        bench.submit(order("l", type="LIMIT", limit="1.09000", trailing_stop="0.00100"))
+        bench.persist()
+        with bench.engine.connect() as conn:
+            assert conn.execute(sqlalchemy.select(orders_table.c.trailing_stop)).scalar_one() == "0.00100"
+        await bench.broker.stop()
 
     run(scenario)
 

@@ -17,6 +17,9 @@ from brokers.paper.execution import (
     slipped_price,
     slippage,
     stop_triggered,
+    touch_triggered,
+    trail,
+    triggers,
 )
 from brokers.paper.options import CommissionOptions, FixedSlippage, ImpactSlippage, NoSlippage, PercentSlippage
 from host.trading.model import OrderType
@@ -32,6 +35,43 @@ def test_stop_triggers_on_the_touch_that_crosses_it() -> None:
     assert not stop_triggered(+1, D("1.10011"), BID, ASK)
     assert stop_triggered(-1, D("1.10000"), BID, ASK)  # SELL stop: bid <= stop
     assert not stop_triggered(-1, D("1.09999"), BID, ASK)
+
+
+def test_market_if_touched_triggers_on_the_favourable_side() -> None:
+    assert touch_triggered(+1, D("1.10010"), BID, ASK)  # BUY MIT: ask <= trigger
+    assert touch_triggered(+1, D("1.10020"), BID, ASK)
+    assert not touch_triggered(+1, D("1.10009"), BID, ASK)
+    assert touch_triggered(-1, D("1.10000"), BID, ASK)  # SELL MIT: bid >= trigger
+    assert touch_triggered(-1, D("1.09990"), BID, ASK)
+    assert not touch_triggered(-1, D("1.10001"), BID, ASK)
+    # The opposite of a stop at the same trigger.
+    assert triggers(OrderType.MARKET_IF_TOUCHED, +1, D("1.10020"), BID, ASK) and not triggers(OrderType.STOP, +1, D("1.10020"), BID, ASK)
+    assert triggers(OrderType.STOP, -1, D("1.10020"), BID, ASK) and not triggers(OrderType.MARKET_IF_TOUCHED, -1, D("1.10020"), BID, ASK)
+
+
+def test_market_if_touched_waits_on_the_wrong_side_then_takes_like_a_market_order() -> None:
+    waiting = match(OrderType.MARKET_IF_TOUCHED, +1, D(5), None, D("1.10000"), False, BID, ASK, BIG, LOT, False)
+    assert waiting == (False, 0, 0, False)  # ask 1.10010 is above the buy trigger
+    buy = match(OrderType.MARKET_IF_TOUCHED, +1, D(5), None, D("1.10010"), False, BID, ASK, BIG, LOT, False)
+    assert buy == (True, D(5), ASK, True)  # taker: slippage applies
+    still = match(OrderType.MARKET_IF_TOUCHED, -1, D(5), None, D("1.10005"), False, BID, ASK, BIG, LOT, False)
+    assert still.triggered is False and still.quantity == 0  # bid 1.10000 below the sell trigger
+    sell = match(OrderType.MARKET_IF_TOUCHED, -1, D(5), None, D("1.09990"), False, BID, ASK, BIG, LOT, False)
+    assert sell == (True, D(5), BID, True)
+    # Once triggered it fills whatever the price does next, limited by the size like a market order.
+    later = match(OrderType.MARKET_IF_TOUCHED, +1, D(10), None, D("1.10010"), True, D("1.20000"), D("1.20010"), D(4), LOT, False)
+    assert later == (True, D(4), D("1.20010"), True)
+    assert match(OrderType.MARKET_IF_TOUCHED, +1, D(10), None, D("1.10010"), False, BID, ASK, D(4), LOT, True) == (True, 0, ASK, True)
+
+
+def test_trailing_stop_follows_the_market_and_never_loosens() -> None:
+    gap = D("0.00050")
+    # A SELL stop protects a long: it follows the bid up, not down.
+    assert trail(-1, D("1.09950"), gap, D("1.10100"), D("1.10110")) == D("1.10050")
+    assert trail(-1, D("1.10050"), gap, D("1.10000"), D("1.10010")) == D("1.10050")
+    # A BUY stop protects a short: it follows the ask down, not up.
+    assert trail(+1, D("1.10060"), gap, D("1.09900"), D("1.09910")) == D("1.09960")
+    assert trail(+1, D("1.09960"), gap, D("1.10100"), D("1.10110")) == D("1.09960")
 
 
 def test_limit_is_marketable_against_the_opposite_touch() -> None:
