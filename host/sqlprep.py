@@ -38,7 +38,7 @@ class Prepared:
             self.order = None if order == tuple(range(len(names))) else order
 
     def params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
-        """The rows as the driver wants them: tuples in placeholder order, or dicts."""
+        """The rows as the driver wants them: tuples in the order the SQL names its parameters, or dicts."""
         if not self.positional:
             return [dict(zip(self.names, row, strict=True)) for row in rows]
         if self.order is not None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import zmq
 
-__all__ = ["SupervisorLock", "bind_private", "prepare_state_dir", "supervisor_pid"]
+__all__ = ["SupervisorLock", "bind_private", "create_private_file", "fsync_dir", "prepare_state_dir", "supervisor_pid", "write_private_temporary"]
 
 
 def prepare_state_dir(state_dir: Path) -> None:
@@ -89,3 +90,47 @@ def bind_private(sock: zmq.Socket[Any], path: Path) -> None:
         pass
     sock.bind(f"ipc://{path}")
     os.chmod(path, 0o600)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the folder's entries (a new or renamed file) durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_private_temporary(folder: Path, text: str, prefix: str) -> str:
+    """A new owner-only (0600) file in ``folder`` holding ``text``, flushed to disk; returns its path."""
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=prefix)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return temporary
+
+
+def create_private_file(path: Path, text: str) -> bool:
+    """Create ``path`` (0600) holding ``text`` unless it exists; True if this call created it.
+
+    Written under a temporary name and linked into place: a reader never sees a
+    half-written file, and of two processes creating it at once one wins and
+    neither replaces the other's.
+    """
+    temporary = write_private_temporary(path.parent, text, f".{path.name}-")
+    try:
+        os.link(temporary, path)
+        created = True
+    except FileExistsError:
+        created = False
+    finally:
+        os.unlink(temporary)
+    fsync_dir(path.parent)
+    return created
+

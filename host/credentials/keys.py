@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from host.statedir import create_private_file, fsync_dir, write_private_temporary
 
 from .crypto import CredentialError, format_key, key_id, new_key, parse_key
 
@@ -84,53 +85,23 @@ def read_key_file(path: Path) -> bytes:
     return parse_key(path.read_text(), str(path))
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_temporary(folder: Path, key: bytes) -> str:
-    """A new 0600 file in ``folder`` holding ``key``, flushed to disk; returns its path."""
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".credentials-key-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(format_key(key) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return temporary
-
-
 def create_key_file(path: Path) -> bytes:
     """Create ``path`` with a new key unless it exists; return the key it holds afterwards."""
-    temporary = _write_temporary(path.parent, new_key())
-    try:
-        os.link(temporary, path)  # never replaces: a key someone else just created wins
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(temporary)
-    _fsync_dir(path.parent)
+    create_private_file(path, format_key(new_key()) + "\n")  # never replaces: a key someone else just created wins
     return read_key_file(path)
 
 
 def stage_key(state_dir: Path, key: bytes) -> None:
     """Write ``key`` as the staged next key (replacing a stale staged one)."""
-    temporary = _write_temporary(state_dir, key)
+    temporary = write_private_temporary(state_dir, format_key(key) + "\n", ".credentials-key-")
     os.replace(temporary, staged_key_file(state_dir))
-    _fsync_dir(state_dir)
+    fsync_dir(state_dir)
 
 
 def promote_staged(state_dir: Path) -> None:
     """Make the staged key the key file, atomically."""
     os.replace(staged_key_file(state_dir), key_file(state_dir))
-    _fsync_dir(state_dir)
+    fsync_dir(state_dir)
 
 
 def discard_staged(state_dir: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from host.statedir import SupervisorLock, bind_private, prepare_state_dir, supervisor_pid
+from host.statedir import SupervisorLock, bind_private, create_private_file, prepare_state_dir, supervisor_pid
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -163,3 +163,12 @@ def test_bind_private_replaces_a_leftover_and_is_owner_only(short_dir: Path) -> 
     finally:
         sock.close(linger=0)
         context.term()
+
+
+def test_create_private_file_creates_once_owner_only_and_never_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "secret.key"
+    assert create_private_file(path, "first\n") is True
+    assert create_private_file(path, "second\n") is False
+    assert path.read_text() == "first\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secret.key"]  # no temporary left behind
