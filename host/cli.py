@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         sub = verbs.add_parser(command.name, parents=[common], help=command.help)
         if command.name == "status":
             sub.add_argument("name", nargs="?", help="only this strategy")
-            sub.add_argument("--json", action="store_true", help="print a JSON array, one object per strategy")
+            sub.add_argument("--json", action="store_true", help="print a JSON array, one object per strategy (with --router: one object, the router)")
+            sub.add_argument("--router", action="store_true", help="only the broker router")
         elif command.takes_name:
             sub.add_argument("name", help="strategy name")
 
@@ -106,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return credentials_cli.handle(config, args)
         if args.verb == "brokers":
             return _brokers(config, args.json)
+        if args.verb == "status":
+            return _status(config, args)
         return _control(config, args)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -127,6 +130,29 @@ def _control(config: Config, args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(command.render(result))
+    return 0
+
+
+def _status(config: Config, args: argparse.Namespace) -> int:
+    """The supervisor's answer, then the router's own (at most ``ROUTER_TIMEOUT``, never for ``status NAME``)."""
+    from .commands import status
+    from .control import call
+    from .router.admin import ask_router
+
+    if args.router and args.name is not None:
+        return _fail("status takes a strategy NAME or --router, not both", EXIT_USAGE)
+    process, rows = status.split_reply(call(config, "status", {} if args.name is None else {"name": args.name}, timeout=status.COMMAND.timeout))
+    if args.name is not None or (args.json and not args.router):  # the JSON array stays what it always was: strategies only
+        print(json.dumps(rows, indent=2) if args.json else status.render_table(rows))
+        return 0
+    router = None
+    if process is not None:
+        answer, error = ask_router(config, "status", timeout=status.ROUTER_TIMEOUT) if status.asks_router(process) else (None, None)
+        router = status.router_view(process, answer, error)
+    if args.router:
+        print(json.dumps(router, indent=2) if args.json else status.render_router(router))
+    else:
+        print(status.render({"router": router, "strategies": rows}))
     return 0
 
 

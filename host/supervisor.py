@@ -608,6 +608,24 @@ class Supervisor:
         names = [self.get(name).name] if name is not None else sorted(n for n, rt in self.runtimes.items() if not rt.removed)
         return [self.runtimes[n].status(self.scheduler.next_run(n)) for n in names]
 
+    def router_status(self) -> dict[str, Any]:
+        """The router process as this supervisor knows it; ``managed`` False means ``[router] enabled = false`` (it runs elsewhere)."""
+        router = self.router
+        facts: dict[str, Any] = {"managed": router is not None, "endpoint": self.config.router_endpoint,
+                                 "state": None, "pid": None, "started_at": None, "uptime": None, "restarts": None}
+        if router is None:
+            return facts
+        if router.pid is not None:
+            state = "running"
+        elif self._shutting_down:
+            state = "stopped"
+        else:  # between an exit and the next spawn, or before the first one
+            state = "starting" if router.started_at is None and router.restarts == 0 else "restarting"
+        facts.update(state=state, pid=router.pid, restarts=router.restarts)
+        if state == "running" and router.started_at is not None:
+            facts.update(started_at=datetime.fromtimestamp(router.started_at, timezone.utc).isoformat(), uptime=round(time.time() - router.started_at, 3))
+        return facts
+
     def start(self, name: str) -> dict[str, Any]:
         rt = self._operable(name)
         rt.intent += 1

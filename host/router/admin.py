@@ -4,6 +4,7 @@ Requests go to the router's owner-only admin socket. When no router is
 running, ``halt``, ``resume`` and credential changes are written straight to
 the state database (audited, under the router's lock) so the router starts
 in that state; ``brokers`` then shows the configuration alone.
+``tradehost status`` asks through ``ask_router``, which never raises.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from host.config import Config
-from host.errors import ControlError
+from host.errors import ControlError, TradehostError
 from host.statedir import SupervisorLock, prepare_state_dir, supervisor_pid
 from host.trading.errors import error_from_dict
 from host.trading.wire import encode_request
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
 
     from .config import BrokerEntry
 
-__all__ = ["broker_row", "broker_status", "call_admin", "call_router_or_offline", "open_state_database", "render_brokers", "set_trading_state"]
+__all__ = [
+    "ask_router", "broker_connected", "broker_row", "broker_status", "call_admin", "call_router_or_offline", "open_state_database",
+    "render_brokers", "set_trading_state",
+]
 
 
 def call_admin(config: Config, op: str, body: dict[str, Any], *, timeout: float = 5.0) -> Any:
@@ -51,6 +55,16 @@ def call_admin(config: Config, op: str, body: dict[str, Any], *, timeout: float 
     if not reply.get("ok"):
         raise ControlError(str(error_from_dict(reply.get("error") or {})), code=str((reply.get("error") or {}).get("code")))
     return reply.get("result")
+
+
+def ask_router(config: Config, op: str, *, timeout: float) -> tuple[Any, str | None]:
+    """Ask the router running here for ``op``: ``(answer, None)``, or ``(None, why not)``; never raises."""
+    if supervisor_pid(config.router_lock_file) is None:  # a socket file left by a killed router would cost the whole timeout
+        return None, f"no router is listening on {config.router_admin_socket}"
+    try:
+        return call_admin(config, op, {}, timeout=timeout), None
+    except (TradehostError, zmq.ZMQError, OSError, ValueError) as exc:  # ValueError: a reply that is not JSON
+        return None, str(exc)
 
 
 def open_state_database(config: Config) -> Engine:
@@ -115,6 +129,11 @@ def _write_state_offline(database: Engine, config: Config, op: str, state: str, 
 # ---------------------------------------------------------------- tradehost brokers
 
 
+def broker_connected(described: dict[str, Any]) -> bool:
+    """Whether a broker the router describes is connected; an adapter that reports no connection is in-process, so it is."""
+    return bool(described.get("connected", True))
+
+
 def broker_row(name: str, entry: BrokerEntry, described: dict[str, Any] | None, *, router_running: bool) -> dict[str, Any]:
     """One broker for ``tradehost brokers`` (pure): the router's description when it runs the adapter, else the configuration."""
     from .queries import iso_time
@@ -130,7 +149,7 @@ def broker_row(name: str, entry: BrokerEntry, described: dict[str, Any] | None, 
     capabilities = dict(described.get("capabilities") or {})
     row.update(
         environment=described.get("environment", environment),
-        connected=bool(described.get("connected", True)),  # an adapter that reports no connection is in-process
+        connected=broker_connected(described),
         last_call_ms=described.get("last_call_ms"), last_call_at=iso_time(described.get("last_call_at")),
         instruments=described.get("instruments", capabilities.pop("instruments", None)),
         capabilities=capabilities, adapter=described,
