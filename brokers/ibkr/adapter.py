@@ -2,13 +2,14 @@
 
 Our client order id travels as IB's ``orderRef``: :meth:`IbkrBroker.lookup`
 finds an order by it among open orders, completed orders and executions. An
-order is placed once; if the connection drops or TWS stays silent before it
-acknowledged the order, :meth:`~IbkrBroker.submit` raises OutcomeUnknown and
-the router looks the order up. Changes TWS pushes later (fills of resting
-orders, cancels, bracket children) are reported through ``services.emit``,
-one report per change, after each TCP packet. Nothing is kept in the state
-database: TWS holds the orders, and after a reconnect the adapter reports
-what changed while it was away.
+order is placed once; if the connection drops, or TWS stays silent or answers
+with an error code :mod:`.errors` does not classify before it acknowledged the
+order, :meth:`~IbkrBroker.submit` raises OutcomeUnknown and the router looks
+the order up. Changes TWS pushes later (fills of resting orders, cancels,
+bracket children) are reported through ``services.emit``, one report per
+change, after each TCP packet. Nothing is kept in the state database: TWS
+holds the orders, and after a reconnect the adapter reports what changed
+while it was away.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from host.trading.model import Account, Instrument, Order, OrderChanges, OrderRe
 from host.trading.states import OPEN_STATES, TERMINAL_STATES, OrderStatus
 
 from .connection import ErrorWatch, IbConnection, sending
-from .errors import Effect, ib_error, trading_error
+from .errors import Effect, ib_error, refuses, trading_error, unknown_outcome
 from .instruments import InstrumentBook
 from .marketdata import MarketData
 from .options import IbkrOptions
@@ -251,7 +252,11 @@ class IbkrBroker(BrokerAdapter):
     # ----------------------------------------------------------------- orders
 
     async def submit(self, order: Order) -> ExecutionReport:
-        """Place the order (an entry with its bracket children) once; OutcomeUnknown if TWS did not acknowledge it."""
+        """Place the order (an entry with its bracket children) once; OutcomeUnknown if TWS did not acknowledge it.
+
+        An unclassified IB error instead of an acknowledgement is an unknown outcome too (``IbOutcomeUnknown``,
+        with IB's code and text): TWS may have the order working.
+        """
         cid = order.client_order_id
         contract = self._book.contract(order.instrument)
         self._conn.require()
@@ -280,6 +285,9 @@ class IbkrBroker(BrokerAdapter):
             await self._conn.pulse.until(lambda: not any(waits_for_details(t) for t in trades), self.opts.commission_wait)
             self._latency = time.perf_counter() - started
             report = self._told(self._build(entry))
+            unknown = unknown_outcome(cid, watch.of(entry.order.orderId)) if report.status is S.SUBMITTED else None
+            if unknown is not None:
+                raise unknown
         for child in trades[1:]:
             self._tracker.mark(child)
         asyncio.get_running_loop().call_soon(self._tracker.flush)  # the children, after this answer
@@ -301,7 +309,8 @@ class IbkrBroker(BrokerAdapter):
     def _answered(self, trade: Trade, watch: ErrorWatch) -> bool:
         if trade.fills or self._state(trade).answered:
             return True
-        return any(ib_error(code).effect is Effect.REFUSED for code, _ in watch.of(trade.order.orderId))
+        # An unclassified error answers too: what it means for the order is then unknown (see submit).
+        return any(ib_error(code).effect in (Effect.REFUSED, Effect.UNKNOWN) for code, _ in watch.of(trade.order.orderId))
 
     def _told(self, report: ExecutionReport) -> ExecutionReport:
         self._tracker.told(report)
@@ -327,7 +336,7 @@ class IbkrBroker(BrokerAdapter):
                 raise ConnectionFailed(f"the connection to TWS dropped while cancelling order {order.client_order_id}")
             self._latency = time.perf_counter() - started
             for code, text in watch.of(order_id):
-                if ib_error(code).effect is Effect.REFUSED:
+                if refuses(code):
                     raise trading_error(code, text)
             return self._told(self._build(trade))
 
@@ -350,7 +359,7 @@ class IbkrBroker(BrokerAdapter):
             if self._conn.session != session or not ib.isConnected():
                 raise ConnectionFailed(f"the connection to TWS dropped while modifying order {order.client_order_id}")
             for code, text in watch.of(order_id):
-                if ib_error(code).effect is Effect.REFUSED:
+                if refuses(code):
                     raise trading_error(code, text)
             if not answered:
                 raise ConnectionFailed(f"TWS did not answer the change of order {order.client_order_id} within {self.opts.timeout:g} s")
@@ -517,7 +526,7 @@ def _terms_of(order: IbOrder, instrument: str, tag: str | None = None) -> OrderR
 def _cancel_answered(trade: Trade, watch: ErrorWatch) -> bool:
     if any(line.status in _DONE for line in trade.log if not line.errorCode):
         return True
-    return any(ib_error(code).effect in (Effect.REFUSED, Effect.CANCELLED) for code, _ in watch.of(trade.order.orderId))
+    return any(refuses(code) or ib_error(code).effect is Effect.CANCELLED for code, _ in watch.of(trade.order.orderId))
 
 
 def _modify_answered(trade: Trade, changed: IbOrder, since: int, watch: ErrorWatch) -> bool:

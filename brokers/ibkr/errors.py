@@ -4,18 +4,37 @@ TWS reports errors, warnings and connectivity news through one ``error``
 message carrying a code. ib_async marks an order ``Cancelled`` on any code it
 does not know as a warning, so the adapter decides by this table, never by
 that status: a refusal ends a new order (REJECTED) but leaves a working order
-working when it answers a modification or a cancel.
+working when it answers a modification or a cancel. A code the table does not
+know (outside 2100–2199) proves nothing about the order: on a new order TWS
+has not acknowledged its outcome is unknown, so the router looks the order up
+and never sends it again; a cancel, change or data request it answers counts
+as refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from brokers.base import OutcomeUnknown
 from host.trading.errors import ErrorCode, TradingError, error_for
 from host.trading.model import ErrorInfo
 
-__all__ = ["ERRORS", "REASONS_201", "Effect", "IbError", "classify", "describe", "error_info", "ib_error", "trading_error"]
+__all__ = [
+    "ERRORS",
+    "REASONS_201",
+    "Effect",
+    "IbError",
+    "IbOutcomeUnknown",
+    "classify",
+    "describe",
+    "error_info",
+    "ib_error",
+    "refuses",
+    "trading_error",
+    "unknown_outcome",
+]
 
 E = ErrorCode
 
@@ -29,6 +48,9 @@ class Effect(StrEnum):
     """Information; the order (or request) goes on."""
     CONNECTIVITY = "connectivity"
     """About the link between us and TWS, or between TWS and IB."""
+    UNKNOWN = "unknown"
+    """A code the table does not classify: it proves nothing. A new order's outcome is unknown (looked up,
+    never re-sent); a cancel, modification or data request counts as refused, the order as it was."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +112,10 @@ ERRORS: dict[int, IbError] = {
     10197: _e(E.SERVICE_UNAVAILABLE, R, "no market data during a competing live session"),
     10349: _e(E.INVALID_REQUEST, W, "the time in force was set to DAY by the order presets; the order works"),
 }
-"""Every IB code the adapter treats specially; 2100–2199 are information, anything else is a refusal."""
+"""Every IB code the adapter classifies; 2100–2199 are information, anything else is unclassified (Effect.UNKNOWN)."""
 
 _INFORMATION = _e(E.SERVICE_UNAVAILABLE, W, "information")
-_UNKNOWN = _e(E.INVALID_REQUEST, R, "error")
+_UNCLASSIFIED = _e(E.INVALID_REQUEST, Effect.UNKNOWN, "an error the adapter does not classify")
 
 REASONS_201: tuple[tuple[str, ErrorCode], ...] = (
     ("insufficient", E.INSUFFICIENT_FUNDS),
@@ -118,7 +140,16 @@ def ib_error(code: int) -> IbError:
     row = ERRORS.get(code)
     if row is not None:
         return row
-    return _INFORMATION if 2100 <= code < 2200 else _UNKNOWN
+    return _INFORMATION if 2100 <= code < 2200 else _UNCLASSIFIED
+
+
+def refuses(code: int) -> bool:
+    """Whether ``code`` says no to a cancel, a modification or a data request.
+
+    An unclassified code counts as a no: the order is left as it was, and if the change took after
+    all, TWS's own status messages report it. A new order is another matter (:func:`unknown_outcome`).
+    """
+    return ib_error(code).effect in (Effect.REFUSED, Effect.UNKNOWN)
 
 
 def classify(code: int, message: str) -> ErrorCode:
@@ -143,3 +174,26 @@ def trading_error(code: int, message: str) -> TradingError:
 def error_info(code: int, message: str) -> ErrorInfo:
     """The same, as it is stored with an order."""
     return ErrorInfo(code=str(classify(code, message)), message=describe(code), broker_code=str(code), broker_message=message)
+
+
+class IbOutcomeUnknown(OutcomeUnknown):
+    """TWS answered a new order with an unclassified error: the order may be working at IB."""
+
+    def __init__(self, client_order_id: str, code: int, message: str) -> None:
+        super().__init__(
+            f"TWS answered order {client_order_id} with {describe(code)}: {message}; "
+            "it may be working at IB, so it is looked up, not re-sent"
+        )
+        self.broker_code = str(code)
+        self.broker_message = message
+
+
+def unknown_outcome(client_order_id: str, errors: Iterable[tuple[int, str]]) -> IbOutcomeUnknown | None:
+    """The unknown outcome of a new order TWS has not acknowledged, from the (code, text) errors it sent for it.
+
+    None if none of them is unclassified.
+    """
+    for code, text in errors:
+        if ib_error(code).effect is Effect.UNKNOWN:
+            return IbOutcomeUnknown(client_order_id, code, text)
+    return None

@@ -17,7 +17,7 @@ from host.trading.model import Quote
 
 from .connection import ErrorWatch, IbConnection, sending
 from .contracts import decimal_of
-from .errors import Effect, ib_error, trading_error
+from .errors import refuses, trading_error
 
 __all__ = ["MarketData", "ticker_to_quote"]
 
@@ -48,7 +48,7 @@ def _blank(ticker: Ticker) -> None:
 
 def _refusal(watch: ErrorWatch, req_id: int) -> TradingError | None:
     for code, text in watch.of(req_id):
-        if ib_error(code).effect is Effect.REFUSED:
+        if refuses(code):
             return trading_error(code, text)
     return None
 

@@ -70,15 +70,18 @@ class _Machine:
         effect = ib_error(line.errorCode).effect
         if effect is Effect.WARNING or effect is Effect.CONNECTIVITY:
             return
-        self.answered = True
         if effect is Effect.CANCELLED:
             self.status, self.pending = "Cancelled", None
         elif self.pending == "cancel":  # the cancel was refused: the order is as it was
             self.status, self.pending = self.before_cancel, None
         elif self.pending == "modify" and self.acked:  # the modification was refused: the order works on
             self.pending = None
-        else:
+        elif effect is Effect.REFUSED:
             self.ended = line
+        else:
+            # Unclassified, on a new or working order: no proof it ended. TWS's next status, or a lookup, tells.
+            return
+        self.answered = True
 
     def state(self, line: LogLine) -> None:
         if line.message == "Modify":

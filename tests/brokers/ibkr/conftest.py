@@ -18,7 +18,7 @@ from brokers.ibkr.options import IbkrOptions
 from host.trading.model import Order
 from host.trading.states import OrderStatus
 
-from .fake_tws import FakeTws
+from .fake_tws import FakeOrder, FakeTws
 
 INSTRUMENTS: dict[str, Any] = {
     "EUR_USD": {"kind": "forex"},
@@ -50,6 +50,23 @@ def make_order(cid: str = "sma-20261122-000001", **fields: Any) -> Order:
     }  # fmt: skip
     values.update(fields)
     return Order(**values)
+
+
+UNCLASSIFIED = 10999
+"""An error code the table does not classify: nothing says whether TWS took the order."""
+
+
+def unclassified_error(fake: FakeTws, *, keep: bool) -> None:
+    """TWS answers each new order with only an unclassified error; ``keep``: it took the order all the same."""
+
+    def on_place(order: FakeOrder) -> None:
+        fake.send_error(order, UNCLASSIFIED, "A message the adapter has never seen")
+        if keep:
+            order.status = "Submitted"  # working; TWS says so only when asked
+        else:
+            del fake.orders[(order.client_id, order.order_id)]
+
+    fake.on_place = on_place
 
 
 class Harness:

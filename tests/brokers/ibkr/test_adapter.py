@@ -9,6 +9,7 @@ import pytest
 
 from brokers.base import OutcomeUnknown
 from brokers.ibkr.adapter import IbkrBroker
+from brokers.ibkr.errors import ERRORS, IbOutcomeUnknown
 from host.trading.errors import (
     ConnectionFailed,
     InsufficientFunds,
@@ -21,7 +22,7 @@ from host.trading.errors import (
 from host.trading.model import Order, OrderChanges, OrderType, Side
 from host.trading.states import OrderStatus
 
-from .conftest import BrokerFactory, Harness, make_order
+from .conftest import UNCLASSIFIED, BrokerFactory, Harness, make_order, unclassified_error
 from .fake_tws import FakeOrder, FakeTws
 
 pytestmark = pytest.mark.anyio
@@ -395,6 +396,56 @@ async def test_a_drop_before_ib_got_the_order_is_unknown_and_lookup_says_never_r
     await task
     ib.fake.silent = False
     assert await ib.broker.lookup("sma-20261122-000001") is None
+
+
+async def test_an_unclassified_error_on_a_new_order_is_unknown_and_lookup_finds_it_working(ib: Harness) -> None:
+    assert UNCLASSIFIED not in ERRORS
+    unclassified_error(ib.fake, keep=True)
+    order = make_order(type="LIMIT", limit_price=Decimal("1.08"))
+    with pytest.raises(OutcomeUnknown) as caught:
+        await ib.broker.submit(order)
+    assert isinstance(caught.value, IbOutcomeUnknown)
+    assert (caught.value.broker_code, caught.value.broker_message) == (str(UNCLASSIFIED), "A message the adapter has never seen")
+    assert all(r.status is not S.REJECTED for r in ib.of(order.client_order_id))
+    report = await ib.broker.lookup(order.client_order_id)
+    working_order = ib.fake.order_by_ref(order.client_order_id)
+    assert report is not None and report.status is S.ACCEPTED and report.broker_order_id == str(working_order.order_id)
+    again = await ib.broker.submit(order)  # whoever asks again gets what TWS has, not a second order
+    assert again.status is S.ACCEPTED
+    ib.fake.fill(working_order, "20000", "1.08")
+    assert (await ib.report(order.client_order_id, S.FILLED)).fills
+    assert len(ib.fake.messages(3)) == 1
+
+
+async def test_an_unclassified_error_on_a_new_order_tws_does_not_have_is_unknown_and_lookup_finds_nothing(ib: Harness) -> None:
+    unclassified_error(ib.fake, keep=False)
+    with pytest.raises(IbOutcomeUnknown):
+        await ib.broker.submit(make_order())
+    assert await ib.broker.lookup("sma-20261122-000001") is None
+    assert await ib.broker.lookup("sma-20261122-000001") is None  # the router asks on its schedule; still nothing
+    assert len(ib.fake.messages(3)) == 1
+    assert ib.of("sma-20261122-000001") == []
+
+
+async def test_an_unclassified_error_does_not_end_a_working_order(ib: Harness) -> None:
+    order, fake_order = await working(ib)
+    ib.fake.send_error(fake_order, UNCLASSIFIED, "A message the adapter has never seen")
+    await ib.fake.wait_for(lambda: any(line.errorCode == UNCLASSIFIED for t in ib.broker._ib.trades() for line in t.log))
+    report = await ib.broker.lookup(order.client_order_id)
+    assert report is not None and report.status is S.ACCEPTED
+    ib.fake.fill(fake_order, fake_order.quantity, "1.08")
+    assert (await ib.report(order.client_order_id, S.FILLED)).fills
+    assert [r.status for r in ib.of(order.client_order_id)] == [S.FILLED]
+
+
+async def test_an_unclassified_answer_to_a_cancel_refuses_it_and_the_order_works_on(ib: Harness) -> None:
+    order, fake_order = await working(ib)
+    ib.fake.on_cancel = lambda o: ib.fake.send_error(o, UNCLASSIFIED, "A message the adapter has never seen")
+    with pytest.raises(InvalidRequest) as caught:
+        await ib.broker.cancel(order)
+    assert caught.value.broker_code == str(UNCLASSIFIED)
+    report = await ib.broker.lookup(order.client_order_id)
+    assert report is not None and report.status is S.ACCEPTED
 
 
 async def test_not_connected_is_connection_failed_and_nothing_is_sent(ib: Harness) -> None:

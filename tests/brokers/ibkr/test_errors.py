@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from brokers.ibkr.errors import ERRORS, Effect, classify, error_info, ib_error, trading_error
+from brokers.base import OutcomeUnknown
+from brokers.ibkr.errors import ERRORS, Effect, IbOutcomeUnknown, classify, error_info, ib_error, refuses, trading_error, unknown_outcome
 from host.trading.errors import ErrorCode, InsufficientFunds, InvalidRequest, OrderNotFound
 
 E = ErrorCode
-R, C, W, L = Effect.REFUSED, Effect.CANCELLED, Effect.WARNING, Effect.CONNECTIVITY
+R, C, W, L, U = Effect.REFUSED, Effect.CANCELLED, Effect.WARNING, Effect.CONNECTIVITY, Effect.UNKNOWN
+CID = "sma-20261122-000001"
 
 CASES = [
     (100, E.RATE_LIMITED, R),
@@ -74,9 +76,44 @@ def test_2100_to_2199_are_information(code: int) -> None:
     assert ib_error(code).effect is W
 
 
-@pytest.mark.parametrize("code", [99, 2200, 12345])
-def test_codes_not_in_the_table_refuse(code: int) -> None:
-    assert (ib_error(code).code, ib_error(code).effect) == (E.INVALID_REQUEST, R)
+@pytest.mark.parametrize("code", [99, 492, 2200, 12345])
+def test_codes_not_in_the_table_are_unclassified(code: int) -> None:
+    assert code not in ERRORS
+    assert (ib_error(code).code, ib_error(code).effect) == (E.INVALID_REQUEST, U)
+
+
+# What each kind of row does to a new order (unknown_outcome) and to a cancel, change or data request (refuses).
+NEW_ORDER_AND_CHANGE = [
+    (201, "Order rejected - reason:Insufficient available funds", False, True),  # a refusal stays a refusal
+    (110, "The price does not conform to the minimum price variation for this contract.", False, True),
+    (202, "Order Canceled - reason:", False, False),
+    (399, "Order Message: Warning: your order will not be placed at the exchange until 2026-11-23 09:30:00 US/Eastern", False, False),
+    (404, "Shares for this order are not immediately available for short sale. The order will be held.", False, False),
+    (10167, "Requested market data is not subscribed. Displaying delayed market data.", False, False),
+    (10349, "Order TIF was set to DAY based on order preset.", False, False),
+    (2109, "Order Event Warning: Attribute 'Outside Regular Trading Hours' is ignored.", False, False),
+    (1100, "Connectivity between IB and Trader Workstation has been lost.", False, False),
+    (10999, "A message the adapter has never seen", True, True),
+]
+
+
+@pytest.mark.parametrize(("code", "text", "unknown", "refused"), NEW_ORDER_AND_CHANGE)
+def test_what_a_code_does_to_a_new_order_and_to_a_change(code: int, text: str, unknown: bool, refused: bool) -> None:
+    assert (unknown_outcome(CID, [(code, text)]) is not None) is unknown
+    assert refuses(code) is refused
+
+
+def test_an_unclassified_error_on_a_new_order_is_an_unknown_outcome_with_ibs_code_and_text() -> None:
+    outcome = unknown_outcome(CID, [(2104, "Market data farm connection is OK:usfarm"), (10999, "Something new"), (10998, "later")])
+    assert isinstance(outcome, IbOutcomeUnknown) and isinstance(outcome, OutcomeUnknown)
+    assert (outcome.broker_code, outcome.broker_message) == ("10999", "Something new")
+    assert CID in str(outcome) and "IB error 10999" in str(outcome) and "Something new" in str(outcome)
+    assert "not re-sent" in str(outcome)
+
+
+def test_no_errors_or_only_classified_ones_are_no_unknown_outcome() -> None:
+    assert unknown_outcome(CID, []) is None
+    assert unknown_outcome(CID, [(399, "careful"), (201, "Order rejected - reason:nope")]) is None
 
 
 @pytest.mark.parametrize(

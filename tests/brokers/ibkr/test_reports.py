@@ -90,6 +90,29 @@ def test_a_modification_is_answered_by_the_next_status() -> None:
     assert order_state([*pending, line("Submitted", "Modified")], Decimal(0), Q).answered
 
 
+UNCLASSIFIED = err(10999, "A message the adapter has never seen")
+
+
+@pytest.mark.parametrize(
+    ("log", "status", "answered"),
+    [
+        ([*NEW, UNCLASSIFIED], S.SUBMITTED, False),  # no proof either way: the adapter reports an unknown outcome
+        ([*NEW, UNCLASSIFIED, line("Submitted")], S.ACCEPTED, True),
+        ([*WORKING, UNCLASSIFIED], S.ACCEPTED, True),  # a working order is not ended by it
+        ([*WORKING, line("PendingCancel"), UNCLASSIFIED], S.ACCEPTED, True),  # the cancel counts as refused
+        ([*WORKING, line("Submitted", "Modify"), UNCLASSIFIED], S.ACCEPTED, True),  # so does the modification
+    ],
+)
+def test_an_unclassified_error_ends_no_order(log: list[TradeLogEntry], status: S, answered: bool) -> None:
+    state = order_state(log, Decimal(0), Q)
+    assert (state.status, state.answered, state.error) == (status, answered, None)
+
+
+def test_a_refusal_after_an_unclassified_error_still_rejects() -> None:
+    state = order_state([*NEW, UNCLASSIFIED, err(201, "Order rejected - reason:Insufficient available funds"), line("Inactive")], Decimal(0), Q)
+    assert state.status is S.REJECTED and state.error is not None and state.error.broker_code == "201"
+
+
 def test_connectivity_news_changes_nothing() -> None:
     log = [*WORKING, TradeLogEntry(T0, "Cancelled", "Error 1100, reqId 7: lost", 1100)]
     assert order_state(log, Decimal(0), Q).status is S.ACCEPTED
