@@ -18,7 +18,7 @@ from host.trading.states import OrderStatus
 from host.trading.tokens import RunTokens
 
 from .audit import AuditLog
-from .reconcile import EXTERNAL, reconcile
+from .reconcile import EXTERNAL, describe_error, price_positions, reconcile
 from .engine import BrokerCall, Engine, Outcome, run_now
 from .journal import Journal, TradingDays
 from .risk import RiskEngine
@@ -86,6 +86,7 @@ class Router:
             log.info("broker %s (%s) started: %d instruments", name, entry.type, len(adapter.capabilities.instruments))
         await self._recover()
         await self._reconcile()
+        await self._price_positions()
         self.audit.record("router.start", {
             "brokers": [a.describe() for a in self.adapters.values()], "trading_state": str(self.risk.state),
             "open_orders": len(self.journal.open_orders()),
@@ -120,7 +121,7 @@ class Router:
                 result = await reconcile(adapter, self.engine, settle=self.server.run_posted)
             except Exception as exc:  # an unreachable broker must not keep the others from trading
                 log.warning("broker %s: startup reconciliation failed: %s", adapter.name, exc)
-                self.audit.record("reconcile.failed", {"broker": adapter.name, "error": f"{type(exc).__name__}: {exc}"[:500]})
+                self.audit.record("reconcile.failed", {"broker": adapter.name, "error": describe_error(exc)})
                 continue
             self.audit.record("reconcile", result.to_dict())
             if result.external_orders or result.positions or result.unidentified:
@@ -128,6 +129,20 @@ class Router:
                     "broker %s: %d order(s) and %d position(s) nobody here placed, recorded as %s; %d working order(s) could not be identified",
                     adapter.name, len(result.external_orders), len(result.positions), EXTERNAL, len(result.unidentified),
                 )
+        self.engine.commit()
+
+    async def _price_positions(self) -> None:
+        """Mark every position held at a fresh quote before serving, so the daily-loss check starts from real P&L."""
+        for pricing in await price_positions(self.adapters, self.journal):
+            if pricing.prices:
+                self.audit.record("reconcile.prices", pricing.prices_detail())
+            if pricing.errors:
+                # The router still starts: the risk engine treats these positions as an unknown loss (see .risk).
+                log.warning(
+                    "broker %s: no price at start for %s; until they are priced, a max_daily_loss covering them lets only reducing orders pass",
+                    pricing.broker, ", ".join(f"{i} ({e})" for i, e in pricing.errors.items()),
+                )
+                self.audit.record("reconcile.unpriced", pricing.errors_detail())
         self.engine.commit()
 
     async def run(self) -> int:

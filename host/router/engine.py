@@ -16,7 +16,7 @@ import logging
 import time
 from functools import cached_property, partial
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Container, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -47,7 +47,7 @@ from host.trading.tokens import RunTokens
 from host.trading.wire import Request, decode_request, describe_validation_error, encode_error, encode_reply, request_id_of
 
 from .audit import AuditLog
-from .journal import Journal
+from .journal import Journal, Marks
 from .reconcile import EXTERNAL
 from .records import OrderRecord, client_order_id, day_of
 from .risk import OrderIntent, RiskEngine, TradingState
@@ -430,12 +430,11 @@ class Engine:
                 quote = run_now(adapter.quote(instrument))
             except TradingError:
                 return None
-            self.journal.last_price[(adapter.name, instrument)] = quote.mid
-            return quote.mid
+            return self.journal.record_quote(adapter.name, quote)
         return self.journal.last_price.get((adapter.name, instrument))
 
-    def _exposure(self, strategy: str, broker: str, instrument: str, now: float) -> _Exposure:
-        return _Exposure(self.journal, strategy, broker, instrument, now)
+    def _exposure(self, strategy: str, broker: str, instrument: str, now: float, *, exclude: str | None = None) -> _Exposure:
+        return _Exposure(self.journal, self.adapters, strategy, broker, instrument, now, exclude=exclude)
 
     # -- cancel and modify ------------------------------------------------------------------
 
@@ -504,7 +503,7 @@ class Engine:
             remaining = terms.quantity - record.filled_quantity
             if remaining > 0:
                 intent = OrderIntent(strategy=record.strategy, broker=adapter.name, instrument=record.instrument, side=record.side, quantity=remaining, price=price)
-                exposure = _Exposure(self.journal, record.strategy, adapter.name, record.instrument, now, exclude=record.client_order_id)
+                exposure = self._exposure(record.strategy, adapter.name, record.instrument, now, exclude=record.client_order_id)
                 decision = self.risk.check(intent, exposure, time.monotonic())
                 if not decision.allowed:
                     problem = decision.to_error()
@@ -678,7 +677,7 @@ class Engine:
             else:
                 result = outcome.result
                 if call.op == "quote":
-                    self.journal.last_price[(call.broker, result.instrument)] = result.mid
+                    self.journal.record_quote(call.broker, result)
                 response = result.model_dump(mode="json")
                 self._reply(caller, waiter.request_id, response)
             self.audit.record(
@@ -843,9 +842,12 @@ class Engine:
 class _Exposure:
     """What the risk engine may ask about an order's instrument, computed only when a rule asks."""
 
-    def __init__(self, journal: Journal, strategy: str, broker: str, instrument: str, now: float, *, exclude: str | None = None) -> None:
+    def __init__(
+        self, journal: Journal, brokers: Container[str], strategy: str, broker: str, instrument: str, now: float, *, exclude: str | None = None,
+    ) -> None:
         self._exclude = exclude
         self._journal = journal
+        self._brokers = brokers
         self._strategy = strategy
         self._broker = broker
         self._instrument = instrument
@@ -860,12 +862,28 @@ class _Exposure:
         return self._journal.global_position(self._broker, self._instrument)
 
     @cached_property
+    def _strategy_marks(self) -> Marks:
+        return self._journal.marks(self._strategy, self._brokers)
+
+    @cached_property
+    def _global_marks(self) -> Marks:
+        return self._journal.marks(None, self._brokers)
+
+    @cached_property
     def strategy_day_pnl(self) -> Decimal:
-        return self._journal.day_pnl(self._strategy, self._now)
+        return self._journal.realised_today(self._strategy, self._now) + self._strategy_marks.unrealised
 
     @cached_property
     def global_day_pnl(self) -> Decimal:
-        return self._journal.day_pnl(None, self._now)
+        return self._journal.realised_today(None, self._now) + self._global_marks.unrealised
+
+    @property
+    def strategy_unpriced(self) -> tuple[tuple[str, str], ...]:
+        return self._strategy_marks.unpriced
+
+    @property
+    def global_unpriced(self) -> tuple[tuple[str, str], ...]:
+        return self._global_marks.unpriced
 
     @cached_property
     def _pending(self) -> dict[tuple[str, str], Decimal]:

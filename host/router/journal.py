@@ -8,7 +8,7 @@ audit rows and its fills become durable together, with one fsync per batch.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,14 +18,14 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Engine, bindparam, func, or_, select
 
 from host.sqlprep import Prepared, Upsert
-from host.trading.model import Fill
-from host.trading.positions import apply_fill
+from host.trading.model import Fill, Quote
+from host.trading.positions import apply_fill, unrealised_pnl
 from host.trading.states import TERMINAL_STATES
 
 from .records import OrderRecord, day_of, record_from_row, record_to_row
 from .tables import fills_table, orders_table, router_state_table, strategy_positions_table
 
-__all__ = ["Journal", "StrategyPosition", "TradingDays"]
+__all__ = ["Journal", "Marks", "StrategyPosition", "TradingDays", "mark_positions"]
 
 ZERO = Decimal(0)
 
@@ -50,6 +50,39 @@ class StrategyPosition:
     quantity: Decimal = ZERO
     average_price: Decimal = ZERO
     realised_pnl: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """Open positions valued at the last known prices."""
+
+    unrealised: Decimal
+    """P&L of the positions that have a price."""
+    unpriced: tuple[tuple[str, str], ...]
+    """(broker, instrument) of open positions with no price yet, sorted: their P&L is unknown, not zero."""
+
+
+def mark_positions(
+    positions: Iterable[tuple[tuple[str, str, str], StrategyPosition]],
+    prices: Mapping[tuple[str, str], Decimal],
+    brokers: Container[str] | None = None,
+) -> Marks:
+    """Value ``(strategy, broker, instrument) → position`` pairs at ``prices`` keyed by (broker, instrument) (pure).
+
+    A position at a broker outside ``brokers`` (one no longer configured, which the router can neither
+    price nor trade) is left out of ``unpriced``; None counts every broker.
+    """
+    total = ZERO
+    unpriced: set[tuple[str, str]] = set()
+    for (_, broker, instrument), p in positions:
+        if not p.quantity:
+            continue
+        mark = prices.get((broker, instrument))
+        if mark is not None:
+            total += unrealised_pnl(p.quantity, p.average_price, mark)
+        elif brokers is None or broker in brokers:
+            unpriced.add((broker, instrument))
+    return Marks(total, tuple(sorted(unpriced)))
 
 
 class Journal:
@@ -253,26 +286,32 @@ class Journal:
     def global_position(self, broker: str, instrument: str) -> Decimal:
         return self._net.get((broker, instrument), ZERO)
 
+    def record_quote(self, broker: str, quote: Quote) -> Decimal:
+        """Mark ``quote``'s instrument at ``broker`` at its mid, the price positions are valued at; return the mid."""
+        mid = quote.mid
+        self.last_price[(broker, quote.instrument)] = mid
+        return mid
+
+    def marks(self, strategy: str | None, brokers: Container[str] | None = None) -> Marks:
+        """A strategy's positions (all strategies for None) at the last known prices (see :func:`mark_positions`)."""
+        keys = self.positions.keys() if strategy is None else self._keys_of.get(strategy, ())
+        return mark_positions(((key, self.positions[key]) for key in keys), self.last_price, brokers)
+
     def unrealised(self, strategy: str | None) -> Decimal:
         """Unrealised P&L of a strategy's positions (all strategies for None), at the last known prices."""
-        total = ZERO
-        keys = self.positions.keys() if strategy is None else self._keys_of.get(strategy, ())
-        for key in keys:
-            p = self.positions[key]
-            if p.quantity:
-                mark = self.last_price.get((key[1], key[2]))
-                if mark is not None:
-                    total += (mark - p.average_price) * p.quantity
-        return total
+        return self.marks(strategy).unrealised
 
-    def day_pnl(self, strategy: str | None, now: float) -> Decimal:
-        """Today's realised (after commissions) plus current unrealised P&L."""
+    def realised_today(self, strategy: str | None, now: float) -> Decimal:
+        """Today's realised P&L after commissions of a strategy (all strategies for None)."""
         day = self.trading_day(now)
         if day != self.day:
             self.day = day
             self.day_realised.clear()
-        realised = self.day_realised.get(strategy, ZERO) if strategy is not None else sum(self.day_realised.values(), ZERO)
-        return realised + self.unrealised(strategy)
+        return self.day_realised.get(strategy, ZERO) if strategy is not None else sum(self.day_realised.values(), ZERO)
+
+    def day_pnl(self, strategy: str | None, now: float) -> Decimal:
+        """Today's realised (after commissions) plus current unrealised P&L."""
+        return self.realised_today(strategy, now) + self.unrealised(strategy)
 
     # -- persistence -----------------------------------------------------------------
 

@@ -34,6 +34,15 @@ Reducing
     netted out by another's (global position 0) therefore cannot trade while
     the router is REDUCING. ``max_position`` denies an order when the projected
     ``|position after the fill|`` exceeds the limit, unless the order reduces.
+
+Unpriced positions
+    A position with no price yet (after a restart, at a broker that could not
+    quote it; see :func:`host.router.reconcile.price_positions`) has an unknown
+    P&L, not a zero one: a long can have lost everything since it was last
+    priced. So while a scope with a ``max_daily_loss`` holds one, its daily
+    loss cannot be assessed and ``max_daily_loss`` treats the limit as reached:
+    only reducing orders pass, and the message names the unpriced instruments.
+    The first quote or fill of the instrument prices it and lifts this.
 """
 
 from __future__ import annotations
@@ -298,6 +307,10 @@ class ExposureView(Protocol):
     def global_pending_buy(self) -> Decimal: ...
     @property
     def global_pending_sell(self) -> Decimal: ...
+    @property
+    def strategy_unpriced(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def global_unpriced(self) -> tuple[tuple[str, str], ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +330,10 @@ class Exposure:
     strategy_pending_sell: Decimal = _ZERO
     global_pending_buy: Decimal = _ZERO
     global_pending_sell: Decimal = _ZERO
+    strategy_unpriced: tuple[tuple[str, str], ...] = ()
+    """(broker, instrument) of the strategy's open positions with no price yet (their P&L is unknown)."""
+    global_unpriced: tuple[tuple[str, str], ...] = ()
+    """The same over all strategies, EXTERNAL included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +443,13 @@ def _check_position(intent: OrderIntent, scope: _Scope, projected: Decimal, kind
         f" (counting working orders), over {_limit(scope, 'max_position', limit, intent.instrument)}"
     )
     return _deny("max_position", scope, text)
+
+
+def _unpriced_names(unpriced: tuple[tuple[str, str], ...], shown: int = 5) -> str:
+    """Name the first few unpriced positions: "EUR_USD at fx, DE30_EUR at fx and 3 more"."""
+    names = ", ".join(f"{instrument} at {broker}" for broker, instrument in unpriced[:shown])
+    rest = len(unpriced) - shown
+    return names + (f" and {rest} more" if rest > 0 else "")
 
 
 def _not_reducing(intent: OrderIntent, strategy: Decimal, overall: Decimal | None) -> str | None:
@@ -567,17 +591,26 @@ class RiskEngine:
     ) -> Decision | None:
         if ours.max_daily_loss is None and overall.max_daily_loss is None:
             return None
-        for scope, pnl, positions in (
-            (ours, exposure.strategy_day_pnl, (strategy_position, None)),
-            (overall, exposure.global_day_pnl, (strategy_position, global_position)),
-        ):
+        for scope, is_global in ((ours, False), (overall, True)):
             limit = scope.max_daily_loss
-            if limit is None or pnl > -limit:
-                continue
-            reason = _not_reducing(intent, *positions)
+            if limit is None:
+                continue  # a scope without a limit never has its P&L computed
+            pnl = exposure.global_day_pnl if is_global else exposure.strategy_day_pnl
+            if pnl <= -limit:
+                problem = f"day P&L {_num(pnl)} has reached the loss limit {_num(limit)} {scope.where}"
+            else:
+                # An unpriced position's P&L is unknown, and a loss of unknown size may already be past the
+                # limit: a real-money router must not let exposure grow on a limit it cannot assess.
+                unpriced = exposure.global_unpriced if is_global else exposure.strategy_unpriced
+                if not unpriced:
+                    continue
+                problem = (
+                    f"day P&L cannot be checked against the loss limit {_num(limit)} {scope.where}:"
+                    f" no price yet for {_unpriced_names(unpriced)} (a quote or a fill prices it)"
+                )
+            reason = _not_reducing(intent, strategy_position, global_position if is_global else None)
             if reason is not None:
-                text = f"day P&L {_num(pnl)} has reached the loss limit {_num(limit)} {scope.where}; only reducing orders pass, and {reason}"
-                return _deny("max_daily_loss", scope, text)
+                return _deny("max_daily_loss", scope, f"{problem}; only reducing orders pass, and {reason}")
         return None
 
     def _check_rate(self, strategy: str, ours: _Scope, overall: _Scope, now: float) -> Decision:

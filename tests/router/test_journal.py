@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, select
 
-from host.router.journal import Journal, StrategyPosition, TradingDays
+from host.router.journal import Journal, Marks, StrategyPosition, TradingDays, mark_positions
 from host.router.records import OrderRecord, client_order_id, day_of
 from host.router.tables import fills_table, metadata, orders_table, router_state_table, strategy_positions_table
-from host.trading.model import Fill, OrderType, Side, TimeInForce
+from host.trading.model import Fill, OrderType, Quote, Side, TimeInForce
 from host.trading.states import OrderStatus
 
 S = OrderStatus
@@ -163,6 +163,37 @@ def test_day_pnl_is_realised_after_commission_plus_unrealised(journal: Journal) 
     assert journal.unrealised("sma") == D("3")
     assert journal.day_pnl(None, NOW + 2) == D("4.25")
     assert journal.day_pnl("other", NOW + 2) == 0
+
+
+def test_mark_positions_values_the_priced_and_names_the_unpriced() -> None:
+    positions = [
+        (("a", "paper", "EUR_USD"), StrategyPosition(D(10), D("1.1"))),
+        (("b", "fx", "EUR_USD"), StrategyPosition(D(-5), D("1.2"))),
+        (("b", "fx", "DE30_EUR"), StrategyPosition(D(2), D(100))),
+        (("EXTERNAL", "fx", "DE30_EUR"), StrategyPosition(D(-1), D(90))),  # the same instrument is named once
+        (("a", "paper", "USD_JPY"), StrategyPosition(D(0), D(0))),  # flat: nothing to price
+    ]
+    prices = {("paper", "EUR_USD"): D("1.2"), ("fx", "EUR_USD"): D("1.3")}
+    # 10 × (1.2 − 1.1) + (−5) × (1.3 − 1.2); DE30_EUR at fx has no price: unknown, not zero.
+    assert mark_positions(positions, prices) == Marks(D("0.5"), (("fx", "DE30_EUR"),))
+    assert mark_positions([], prices) == Marks(D(0), ())
+
+
+def test_mark_positions_leaves_out_brokers_no_longer_configured() -> None:
+    positions = [(("a", "gone", "EUR_USD"), StrategyPosition(D(1), D(1))), (("a", "fx", "EUR_USD"), StrategyPosition(D(1), D(1)))]
+    assert mark_positions(positions, {}, brokers={"fx"}).unpriced == (("fx", "EUR_USD"),)
+    assert mark_positions(positions, {}).unpriced == (("fx", "EUR_USD"), ("gone", "EUR_USD"))
+
+
+def test_a_quote_marks_its_instrument_at_the_mid(journal: Journal) -> None:
+    buy = new_order(journal, "sma", "r1", Side.BUY, "10", NOW, broker="fx")
+    execute(journal, buy, "t1", "10", "2", at=NOW)
+    journal.last_price.clear()  # as after a restart: the position is there, its price is not
+    assert journal.marks("sma") == Marks(D(0), (("fx", "EUR_USD"),))
+    quote = Quote(broker="fx", instrument="EUR_USD", bid=D("1.5"), ask=D("1.6"), at=datetime.fromtimestamp(NOW, UTC))
+    assert journal.record_quote("fx", quote) == D("1.55")
+    assert journal.marks("sma") == Marks(D("-4.5"), ())
+    assert journal.day_pnl("sma", NOW) == journal.realised_today("sma", NOW) + D("-4.5")
 
 
 def test_day_pnl_starts_again_on_a_new_day(journal: Journal) -> None:

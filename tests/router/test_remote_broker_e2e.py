@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from host.trading.errors import InvalidQuantity
+from host.trading.errors import Denied, InvalidQuantity
 from tests.brokers.oanda.server import ACCOUNT, TOKEN, FakeOanda, Reply, Script, fixture
 
 from .conftest import RouterProc
@@ -31,7 +31,7 @@ def oanda() -> Iterator[FakeOanda]:
         yield server
 
 
-def configure(router: RouterProc, oanda: FakeOanda, *, timeout: float = 3.0, lookup_delays: str = "[0.5, 2, 5, 15]") -> None:
+def configure(router: RouterProc, oanda: FakeOanda, *, timeout: float = 3.0, lookup_delays: str = "[0.5, 2, 5, 15]", extra: str = "") -> None:
     router.write_config(f"""
         default_broker = "fx"
         lookup_delays = {lookup_delays}
@@ -45,7 +45,17 @@ def configure(router: RouterProc, oanda: FakeOanda, *, timeout: float = 3.0, loo
         timeout = {timeout}
         stream_transactions = false
         stream_prices = false
-    """)
+    """ + extra)
+
+
+def pricing(**mids: tuple[str, str]) -> dict[str, object]:
+    """A /pricing answer with one (bid, ask) per instrument, in the recorded shape."""
+    (recorded,) = fixture("pricing.json")["prices"]
+    prices = [
+        {**recorded, "instrument": instrument, "bids": [{"price": bid, "liquidity": 1000000}], "asks": [{"price": ask, "liquidity": 1000000}]}
+        for instrument, (bid, ask) in mids.items()
+    ]
+    return {**fixture("pricing.json"), "prices": prices}
 
 
 def test_a_broker_without_its_credential_keeps_the_router_from_starting(router: RouterProc, oanda: FakeOanda) -> None:
@@ -61,6 +71,7 @@ def test_orders_travel_to_oanda_with_our_client_id_and_the_stored_token(router: 
     stored = router.cli("credentials", "set", "fx", "token", input=TOKEN + "\n")
     assert stored.returncode == 0, stored.stderr
     oanda.on("POST", "/orders", Reply(201, fixture("order_create_market_filled.json")), Reply(400, fixture("order_reject_units_limit.json")))
+    oanda.on("GET", "/pricing", Reply(200, pricing(EUR_USD=("1.08500", "1.08510"), DE30_EUR=("10570.0", "10572.0"))))
     router.start()
 
     # Startup reconciliation: OANDA's pending MARKET_IF_TOUCHED order and the positions nobody here placed.
@@ -88,7 +99,9 @@ def test_orders_travel_to_oanda_with_our_client_id_and_the_stored_token(router: 
 
     router.stop()
     kinds = [k for (k,) in router.query("SELECT kind FROM audit WHERE kind LIKE 'credentials.%' OR kind LIKE 'reconcile%' ORDER BY seq")]
-    assert kinds == ["credentials.set", "credentials.read", "reconcile"]
+    assert kinds == ["credentials.set", "credentials.read", "reconcile", "reconcile.prices"]
+    (seeded,) = [json.loads(d) for (d,) in router.query("SELECT detail FROM audit WHERE kind = 'reconcile.prices'")]
+    assert seeded == {"broker": "fx", "prices": {"DE30_EUR": "10571.0", "EUR_USD": "1.08505"}}  # the EXTERNAL positions, at their mids
     database = b"".join(p.read_bytes() for p in router.state.glob("tradehost.db*"))
     assert TOKEN.encode() not in database and TOKEN not in router.stderr()
     verified = router.cli("audit", "verify")
@@ -130,3 +143,41 @@ def test_an_order_the_broker_never_lists_is_rejected_after_the_last_lookup_and_n
     assert "never received" in done["error"]["message"] and "not re-sent" in done["error"]["message"]
     assert len(oanda.sent("POST", "/orders")) == 1
     assert len(oanda.sent("GET", f"/orders/@{cid}")) == 3
+
+
+def test_a_broker_that_cannot_quote_at_start_does_not_stop_the_router(router: RouterProc, oanda: FakeOanda) -> None:
+    # OANDA answers everything but /pricing (404): its EXTERNAL positions, EUR_USD and DE30_EUR, stay unpriced.
+    configure(router, oanda, extra="""
+        [brokers.paper]
+        type = "paper"
+
+        [risk]
+        max_daily_loss = 5000
+
+        [risk.per_strategy]
+        max_daily_loss = 1000
+    """)
+    assert router.cli("credentials", "set", "fx", "token", input=TOKEN).returncode == 0
+    router.start()
+    (unpriced,) = [json.loads(d) for (d,) in router.query("SELECT detail FROM audit WHERE kind = 'reconcile.unpriced'")]
+    assert unpriced["broker"] == "fx" and sorted(unpriced["errors"]) == ["DE30_EUR", "EUR_USD"]
+    assert "no route for GET" in unpriced["errors"]["EUR_USD"]  # the broker's own answer, recorded
+    kinds = [k for (k,) in router.query("SELECT kind FROM audit WHERE kind LIKE 'reconcile%' OR kind = 'router.start' ORDER BY seq")]
+    assert kinds == ["reconcile", "reconcile", "reconcile.unpriced", "router.start"]  # both brokers reconciled, then priced
+    assert "no price at start for" in router.stderr()
+
+    # The strategy's own book is priced, so its own limit passes; the global loss cannot be assessed, so
+    # only orders that reduce pass, at every broker.
+    client = router.client("trend")
+    paper = {"instrument": "EUR_USD", "side": "BUY", "quantity": "1000", "broker": "paper"}
+    with pytest.raises(Denied) as denied:
+        client.call("order.place", paper)
+    assert denied.value.rule == "max_daily_loss.global"
+    assert "no price yet for DE30_EUR at fx, EUR_USD at fx" in str(denied.value)
+
+    # Once the broker quotes them (any strategy's quote records the price), trading resumes.
+    oanda.on("GET", "/pricing", Reply(200, pricing(EUR_USD=("1.08500", "1.08510"), DE30_EUR=("10570.0", "10572.0"))))
+    for instrument in ("EUR_USD", "DE30_EUR"):
+        client.call("quote", {"instrument": instrument, "broker": "fx"})
+    assert client.call("order.place", paper)["status"] == "FILLED"
+    assert router.cli("audit", "verify").returncode == 0

@@ -479,6 +479,70 @@ def test_global_daily_loss_needs_both_positions_reduced() -> None:
     assert risk.check(intent(SELL, 6), exposure(10, 5, global_pnl=-6000), 0.0).rule == "max_daily_loss.global"
 
 
+FX_EUR, FX_DAX = ("fx", "EUR_USD"), ("fx", "DE30_EUR")
+
+
+def test_an_unpriced_position_makes_the_daily_loss_unknown_so_only_reducing_orders_pass() -> None:
+    risk = engine(per_strategy={"max_daily_loss": 1000})
+    unpriced = Exposure(strategy_position=D(10), global_position=D(10), strategy_day_pnl=D(500), strategy_unpriced=(FX_DAX, FX_EUR))
+    decision = risk.check(intent(), unpriced, 0.0)
+    assert decision.rule == "max_daily_loss"
+    assert decision.message == (
+        "max_daily_loss: day P&L cannot be checked against the loss limit 1000 for strategy sma: no price yet for"
+        " DE30_EUR at fx, EUR_USD at fx (a quote or a fill prices it); only reducing orders pass,"
+        " and BUY 1 EUR_USD does not reduce the strategy position 10 without flipping it"
+    )
+    assert risk.check(intent(SELL, 10), unpriced, 0.0).allowed  # closing is always possible
+    assert risk.check(intent(SELL, 11), unpriced, 0.0).rule == "max_daily_loss"  # flipping is not
+
+
+def test_an_unpriced_position_is_ignored_where_no_daily_loss_limit_applies() -> None:
+    unpriced = Exposure(strategy_unpriced=(FX_EUR,), global_unpriced=(FX_EUR,))
+    assert engine().check(intent(), unpriced, 0.0).allowed
+    assert engine(per_strategy={"max_order_quantity": 5}).check(intent(), unpriced, 0.0).allowed
+
+
+def test_another_strategys_unpriced_position_counts_only_against_the_global_limit() -> None:
+    # The strategy's own book is priced; EXTERNAL (or another strategy) holds the unpriced position.
+    elsewhere = Exposure(global_unpriced=(FX_EUR,))
+    assert engine(per_strategy={"max_daily_loss": 1000}).check(intent(), elsewhere, 0.0).allowed
+    decision = engine(max_daily_loss=5000).check(intent(), elsewhere, 0.0)
+    assert decision.rule == "max_daily_loss.global"
+    assert "no price yet for EUR_USD at fx" in decision.message and "across all strategies" in decision.message
+
+
+def test_a_reached_loss_limit_is_reported_as_reached_even_with_unpriced_positions() -> None:
+    risk = engine(per_strategy={"max_daily_loss": 1000})
+    decision = risk.check(intent(), Exposure(strategy_day_pnl=D(-1500), strategy_unpriced=(FX_EUR,)), 0.0)
+    assert decision.message.startswith("max_daily_loss: day P&L -1500 has reached the loss limit 1000 for strategy sma;")
+
+
+def test_the_unpriced_message_names_five_and_counts_the_rest() -> None:
+    many = tuple(("fx", f"I{n}_USD") for n in range(8))
+    decision = engine(max_daily_loss=1).check(intent(), Exposure(global_unpriced=many), 0.0)
+    assert "no price yet for I0_USD at fx, I1_USD at fx, I2_USD at fx, I3_USD at fx, I4_USD at fx and 3 more (" in decision.message
+
+
+class _StrategyOnly:
+    """A flat exposure whose global figures must not be computed (they cost a pass over every position)."""
+
+    strategy_position = global_position = strategy_day_pnl = D(0)
+    strategy_pending_buy = strategy_pending_sell = global_pending_buy = global_pending_sell = D(0)
+    strategy_unpriced: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def global_day_pnl(self) -> Decimal:
+        raise AssertionError("global P&L computed without a global limit")
+
+    @property
+    def global_unpriced(self) -> tuple[tuple[str, str], ...]:
+        raise AssertionError("global unpriced positions computed without a global limit")
+
+
+def test_a_scope_without_a_daily_loss_limit_never_computes_its_pnl() -> None:
+    assert engine(per_strategy={"max_daily_loss": 1000}).check(intent(), _StrategyOnly(), 0.0).allowed
+
+
 # ---------------------------------------------------------------- orders per second
 
 

@@ -401,3 +401,43 @@ def test_a_csv_replay_feed_is_read_relative_to_supervisor_toml(router: RouterPro
     quote = client.call("quote", {"instrument": "XAU_USD"})
     assert (Decimal(quote["bid"]), Decimal(quote["ask"])) == (Decimal("2050.10"), Decimal("2050.60"))
     assert Decimal(place(client, {**MARKET, "instrument": "XAU_USD", "quantity": "1"})["average_price"]) == Decimal("2050.60")
+
+
+def _gold_feed(router: RouterProc, bid: str, ask: str) -> None:
+    """One quote per instrument, so every price the paper broker gives is known in advance."""
+    (router.root / "quotes.csv").write_text(
+        "timestamp,instrument,bid,ask\n"
+        f"2026-01-05T09:00:00Z,XAU_USD,{bid},{ask}\n"
+        "2026-01-05T09:00:00Z,XAG_USD,24.10,24.20\n"
+    )
+
+
+def test_a_restarted_router_prices_open_positions_before_the_daily_loss_check(router: RouterProc) -> None:
+    router.write_config("""
+        [risk.per_strategy]
+        max_daily_loss = 1000
+
+        [brokers.paper]
+        type = "paper"
+        feed = { kind = "csv", path = "quotes.csv" }
+    """)
+    _gold_feed(router, "2000.00", "2000.50")
+    router.start()
+    client = router.client("gold")
+    assert place(client, {**MARKET, "instrument": "XAU_USD", "quantity": "10"})["status"] == "FILLED"
+    router.stop()
+
+    # Gold falls 200 while the router is down: 10 held at 2000.50 are marked at 1800.25, a loss of 2002.50.
+    _gold_feed(router, "1800.00", "1800.50")
+    router.start()
+    client = router.client("gold", 2)
+    with pytest.raises(Denied) as denied:  # silver has not lost anything; the strategy has, in gold
+        place(client, {**MARKET, "instrument": "XAG_USD", "quantity": "10"})
+    assert denied.value.rule == "max_daily_loss"
+    assert "day P&L -2002.5 has reached the loss limit 1000 for strategy gold" in str(denied.value)
+    assert place(client, {**MARKET, "instrument": "XAU_USD", "side": "SELL", "quantity": "10"})["status"] == "FILLED"  # reducing passes
+
+    (seeded,) = [json.loads(d) for (d,) in router.query("SELECT detail FROM audit WHERE kind = 'reconcile.prices'")]
+    assert seeded == {"broker": "paper", "prices": {"XAU_USD": "1800.25"}}
+    assert router.query("SELECT count(*) FROM audit WHERE kind = 'reconcile.unpriced'") == [(0,)]
+    assert router.cli("audit", "verify").returncode == 0
