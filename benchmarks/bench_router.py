@@ -15,6 +15,12 @@ network. Each figure is measured in this one run, side by side:
 1. raw ZeroMQ echo: a DEALER in this process, a ROUTER in another process
    that sends every message straight back (the transport's limit), and a
    one-row SQLite commit with fsync on the same disk (durability's limit);
+   then the minimal durable order path: a process that does only what no
+   design can skip (validate the envelope and the order with pydantic, check
+   the run token, write the order row and one hash-chained audit row, commit
+   with fsync, acknowledge), driven by the same client as the router, one order
+   at a time and from the same 10 processes (what Python on this machine can
+   reach at all);
 2. an empty HTTP JSON POST over a keep-alive connection to a stdlib
    ``http.server`` in another process (the REST design; leaner than Flask or
    FastAPI, so the comparison favours HTTP);
@@ -55,10 +61,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import orjson  # noqa: E402
 import zmq  # noqa: E402
 
+from host.router.audit import canonical, chain_hash  # noqa: E402
 from host.trading.client import RouterClient  # noqa: E402
+from host.trading.model import OrderRequest  # noqa: E402
 from host.trading.tokens import RunTokens  # noqa: E402
+from host.trading.wire import decode_request, encode_reply  # noqa: E402
 
 ORDER = {"instrument": "EUR_USD", "side": "BUY", "quantity": "1", "type": "MARKET"}
 
@@ -168,6 +178,88 @@ def commit_floor(root: Path, count: int) -> tuple[float, float]:
     return percentiles(samples)
 
 
+# -- the minimal durable order path -------------------------------------------------------------
+
+
+def _floor_server(endpoint: str, database: str, key: bytes) -> None:
+    """Validate, authenticate, write the order and one chained audit row, fsync once per batch, acknowledge."""
+    db = sqlite3.connect(database, isolation_level=None)
+    db.execute("PRAGMA page_size=1024")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE orders (client_order_id TEXT PRIMARY KEY, strategy TEXT, request_id TEXT, body TEXT, created_at REAL)")
+    db.execute("CREATE TABLE audit (seq INTEGER PRIMARY KEY, at REAL, kind TEXT, strategy TEXT, client_order_id TEXT, detail TEXT, prev_hash TEXT, hash TEXT)")
+    tokens = RunTokens(key)
+    context = zmq.Context()
+    sock = context.socket(zmq.ROUTER)
+    sock.bind(endpoint)
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    seq, prev = 0, "0" * 64
+    while True:
+        poller.poll()
+        orders: list[tuple[Any, ...]] = []
+        audit: list[tuple[Any, ...]] = []
+        replies: list[tuple[bytes, bytes]] = []
+        while len(replies) < 2048:
+            try:
+                peer, payload = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if payload == b"stop":
+                return
+            request = decode_request(payload)
+            strategy, _ = tokens.verify(request.token or "") or ("?", 0)
+            order = OrderRequest.model_validate(request.body)
+            seq += 1
+            now = time.time()
+            cid = f"{strategy}-{seq}"
+            detail = orjson.dumps({"order": request.body, "filled": str(order.quantity)}).decode()
+            digest = chain_hash(prev, canonical(seq, now, "order.broker", strategy, None, cid, request.id, None, detail))
+            orders.append((cid, strategy, request.id, detail, now))
+            audit.append((seq, now, "order.broker", strategy, cid, detail, prev, digest))
+            prev = digest
+            replies.append((peer, encode_reply(request.id, {"client_order_id": cid, "status": "FILLED"})))
+        if replies:
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", orders)
+            db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)", audit)
+            db.execute("COMMIT")
+            for peer, reply in replies:
+                sock.send_multipart([peer, reply])
+
+
+class FloorRouter:
+    """The minimal durable order path in its own process, reachable like the router."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.key = os.urandom(32)
+        self.endpoint = f"ipc://{root / 'floor.sock'}"
+        self.database = root / "floor-orders.db"
+        self.process = mp.get_context("fork").Process(target=_floor_server, args=(self.endpoint, str(self.database), self.key))
+        self.process.start()
+
+    def token(self, strategy: str, run_id: int) -> str:
+        return RunTokens(self.key).mint(strategy, run_id)
+
+    def client(self, strategy: str, run_id: int) -> RouterClient:
+        return RouterClient(self.endpoint, self.token(strategy, run_id), request_prefix=f"r{run_id}", timeout=30)
+
+    def count(self, sql: str) -> int:
+        with sqlite3.connect(self.database, timeout=30) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+
+    def stop(self) -> None:
+        context = zmq.Context()
+        sock = context.socket(zmq.DEALER)
+        sock.connect(self.endpoint)
+        sock.send(b"stop")
+        self.process.join(10)
+        sock.close(linger=0)
+        context.term()
+
+
 # -- 2 and 3. HTTP JSON --------------------------------------------------------------------------
 
 
@@ -223,7 +315,7 @@ def http_json(router: Router, path: str, count: int) -> tuple[float, float]:
 # -- 4. the order over ZeroMQ --------------------------------------------------------------------
 
 
-def zmq_order(router: Router, count: int) -> tuple[float, float]:
+def zmq_order(router: Router | FloorRouter, count: int) -> tuple[float, float]:
     client = router.client("latency", 1)
     samples = []
     for i in range(count + 200):
@@ -250,7 +342,7 @@ def _trader(endpoint: str, token: str, seconds: float, window: int, start_at: fl
     out.send(done)
 
 
-def throughput(router: Router, processes: int, seconds: float, window: int) -> dict[str, float]:
+def throughput(router: Router | FloorRouter, processes: int, seconds: float, window: int) -> dict[str, float]:
     ctx = mp.get_context("fork")
     pipes, workers = [], []
     before = router.count("SELECT count(*) FROM orders")
@@ -340,6 +432,12 @@ def main() -> None:
     try:
         echo = zmq_echo(root, count)
         floor = commit_floor(root, count)
+        minimal = FloorRouter(root)
+        try:
+            minimal_order = zmq_order(minimal, count)
+            minimal_flow = throughput(minimal, 10, seconds, 64)
+        finally:
+            minimal.stop()
         empty_http = http_json(router, "/empty", count)
         order_http = http_json(router, "/orders", count)
         order_zmq = zmq_order(router, count)
@@ -357,15 +455,19 @@ def main() -> None:
         f"| raw ZeroMQ echo, two processes | {echo[0]:.3f} | {echo[1]:.3f} | 1.0x |",
         f"| one-row SQLite commit, WAL + fsync (the durability floor) | {floor[0]:.3f} | {floor[1]:.3f} | {floor[0] / echo[0]:.1f}x |",
         f"| empty HTTP JSON POST, keep-alive (stdlib http.server) | {empty_http[0]:.3f} | {empty_http[1]:.3f} | {empty_http[0] / echo[0]:.1f}x |",
+        f"| minimal durable order path (validate, order + chained audit row, fsync, ack) | {minimal_order[0]:.3f} | {minimal_order[1]:.3f} | {minimal_order[0] / echo[0]:.1f}x |",
         f"| market order over HTTP JSON -> router (paper fill, durable audit) | {order_http[0]:.3f} | {order_http[1]:.3f} | {order_http[0] / echo[0]:.1f}x |",
         f"| market order over ZeroMQ (paper fill, durable audit) | {order_zmq[0]:.3f} | {order_zmq[1]:.3f} | {order_zmq[0] / echo[0]:.1f}x |",
         "",
         f"durable ZeroMQ order vs empty HTTP call: {order_zmq[0] / empty_http[0]:.2f}x at p50, {order_zmq[1] / empty_http[1]:.2f}x at p99",
         f"durable ZeroMQ order vs the same order over HTTP: {order_zmq[0] / order_http[0]:.2f}x at p50",
         f"durable ZeroMQ order vs its floor (echo + one fsync'd commit): {order_zmq[0] / (echo[0] + floor[0]):.2f}x at p50",
+        f"durable ZeroMQ order vs the minimal durable order path: {order_zmq[0] / minimal_order[0]:.2f}x at p50, {order_zmq[1] / minimal_order[1]:.2f}x at p99",
         "",
         f"throughput, 10 processes x 64 orders in flight for {seconds:g} s: {flow['per_second']:,.0f} orders/s "
         f"({flow['acknowledged']:,} acknowledged, {flow['stored']:,} in the orders table, {flow['audited']:,} with their broker call audited)",
+        f"minimal durable order path, same 10 processes: {minimal_flow['per_second']:,.0f} orders/s ({minimal_flow['stored']:,} stored, {minimal_flow['audited']:,} audited); "
+        f"the router reaches {flow['per_second'] / minimal_flow['per_second']:.2f}x of it",
         f"audit verify after the run: {'intact' if intact.returncode == 0 else 'FAILED: ' + intact.stderr.strip()}",
     ]
     report = "\n".join(lines)
