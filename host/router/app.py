@@ -18,7 +18,8 @@ from host.trading.states import OrderStatus
 from host.trading.tokens import RunTokens
 
 from .audit import AuditLog
-from .reconcile import EXTERNAL, describe_error, price_positions, reconcile
+from .pricing import Pricer
+from .reconcile import EXTERNAL, describe_error, reconcile
 from .engine import BrokerCall, Engine, Outcome, run_now
 from .journal import Journal, TradingDays
 from .risk import RiskEngine
@@ -57,6 +58,10 @@ class Router:
             self.engine, endpoint=config.router_endpoint, admin_endpoint=f"ipc://{config.router_admin_socket}", batch_max=config.router.batch_max,
         )
         self.engine.schedule = self.server.schedule
+        self.pricer = Pricer(
+            adapters=self.adapters, journal=self.journal, audit=self.audit, interval=config.router.price_retry_seconds,
+            schedule=self.server.schedule, post=self.server.post, spawn=self.server.spawn,
+        )
 
     # -- trading state ----------------------------------------------------------------------
 
@@ -132,17 +137,9 @@ class Router:
         self.engine.commit()
 
     async def _price_positions(self) -> None:
-        """Mark every position held at a fresh quote before serving, so the daily-loss check starts from real P&L."""
-        for pricing in await price_positions(self.adapters, self.journal):
-            if pricing.prices:
-                self.audit.record("reconcile.prices", pricing.prices_detail())
-            if pricing.errors:
-                # The router still starts: the risk engine treats these positions as an unknown loss (see .risk).
-                log.warning(
-                    "broker %s: no price at start for %s; until they are priced, a max_daily_loss covering them lets only reducing orders pass",
-                    pricing.broker, ", ".join(f"{i} ({e})" for i, e in pricing.errors.items()),
-                )
-                self.audit.record("reconcile.unpriced", pricing.errors_detail())
+        """Mark every position held at a fresh quote before serving, so the daily-loss check starts from real P&L;
+        what stays unpriced is retried while the router serves (see :mod:`.pricing`)."""
+        await self.pricer.price_at_start()
         self.engine.commit()
 
     async def run(self) -> int:

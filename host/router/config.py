@@ -6,6 +6,7 @@
     default_broker = "paper"          # where an order goes when neither it nor its strategy names a broker
     request_timeout = 10              # seconds a strategy waits for an answer before CONNECTION_ERROR
     lookup_delays = [0.5, 2, 5, 15]   # lookups of an order whose outcome is unknown, before "never received"
+    price_retry_seconds = 30          # pricing positions left unpriced at start is retried after 5, 15, then every this
 
     [brokers.paper]                   # the default when no [brokers.*] table exists
     type = "paper"
@@ -51,8 +52,11 @@ class RouterConfig(BaseModel):
     lookup_delays: tuple[float, ...] = Field(default=(0.5, 2.0, 5.0, 15.0), min_length=1, max_length=20)
     """Seconds before each lookup of an order whose outcome is unknown (a timeout, a dropped connection). An
     order the broker still does not know after the last lookup is REJECTED as never received; it is never re-sent."""
+    price_retry_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """The longest pause between retries of pricing the positions a broker could not quote at start (the first
+    two come after 5 and 15 s, or this if shorter); they stop once every position is priced (see .pricing)."""
 
-    @field_validator("request_timeout", "idempotency_hours", "restart_delay_max", mode="before")
+    @field_validator("request_timeout", "idempotency_hours", "restart_delay_max", "price_retry_seconds", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
         return whole_to_float(value)

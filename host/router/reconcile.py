@@ -12,13 +12,14 @@ Then every position any strategy holds, EXTERNAL's included, is priced from a
 fresh quote (:func:`price_positions`): the router keeps no prices across a
 restart, and a position without one would count as no loss at all in the
 daily-loss check. What could not be priced stays unpriced, and the risk
-engine treats it as an unknown loss (see :mod:`.risk`).
+engine treats it as an unknown loss (see :mod:`.risk`) until a retry
+(:mod:`.pricing`), a quote or a fill prices it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -179,15 +180,20 @@ def _forget(task: asyncio.Task[Quote]) -> None:
         task.exception()
 
 
-async def price_positions(adapters: Mapping[str, BrokerAdapter], journal: Journal, timeout: float = QUOTE_TIMEOUT) -> list[Pricing]:
+async def price_positions(
+    adapters: Mapping[str, BrokerAdapter], journal: Journal, timeout: float = QUOTE_TIMEOUT,
+    *, wanted: Mapping[str, Sequence[str]] | None = None,
+) -> list[Pricing]:
     """Quote every instrument held at every broker, all at once, and mark each at its mid in ``journal``.
 
-    Waits at most ``timeout`` seconds; never raises. An instrument at a broker that is not configured,
-    cannot quote it or does not answer in time is left unpriced, with the reason in its broker's ``errors``.
+    ``wanted`` (broker → instruments) narrows this to those, as a retry of what is still unpriced does
+    (see :mod:`.pricing`). Waits at most ``timeout`` seconds; never raises but a cancellation, which leaves
+    no quote running. An instrument at a broker that is not configured, cannot quote it or does not
+    answer in time is left unpriced, with the reason in its broker's ``errors``.
     """
     results: dict[str, Pricing] = {}
     tasks: dict[asyncio.Task[Quote], tuple[str, str]] = {}
-    for broker, instruments in held_instruments(journal.positions).items():
+    for broker, instruments in (held_instruments(journal.positions) if wanted is None else wanted).items():
         results[broker] = Pricing(broker)
         adapter = adapters.get(broker)
         for instrument in instruments:
@@ -196,11 +202,15 @@ async def price_positions(adapters: Mapping[str, BrokerAdapter], journal: Journa
             else:
                 tasks[asyncio.ensure_future(_quote(adapter, instrument))] = (broker, instrument)
     if tasks:
-        _, late = await asyncio.wait(tasks, timeout=timeout)
-        for task in late:
-            # Not awaited after the cancel: an adapter that ignores it must not hold the start up.
-            task.cancel()
-            task.add_done_callback(_forget)
+        try:
+            await asyncio.wait(tasks, timeout=timeout)
+        finally:
+            # Late quotes, or all when the router stops meanwhile, are cancelled and not awaited: an
+            # adapter that ignores the cancel must not hold the start (or the stop) up.
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+                    task.add_done_callback(_forget)
     for task, (broker, instrument) in tasks.items():
         outcome = _outcome(task, timeout)
         if isinstance(outcome, str):

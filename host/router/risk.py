@@ -42,7 +42,8 @@ Unpriced positions
     priced. So while a scope with a ``max_daily_loss`` holds one, its daily
     loss cannot be assessed and ``max_daily_loss`` treats the limit as reached:
     only reducing orders pass, and the message names the unpriced instruments.
-    The first quote or fill of the instrument prices it and lifts this.
+    The first quote (a strategy's, or the router's own retry: see
+    :mod:`host.router.pricing`) or fill of the instrument prices it and lifts this.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,17 @@ class RouterServer:
         return count
 
     def schedule(self, delay: float, event: Callable[[], None]) -> None:
+        """Queue ``event`` for the batch after ``delay`` seconds."""
         asyncio.get_running_loop().call_later(delay, self.post, event)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run broker I/O on the loop, outside any batch; stopping the server cancels it.
+
+        The coroutine hands its result back with :meth:`post`, so the engine sees it inside a batch.
+        """
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def emit(self, broker: str) -> Callable[[ExecutionReport], None]:
         """The callback an adapter uses to push reports."""
@@ -206,6 +216,4 @@ class RouterServer:
                 outcome = Outcome(call, result=result, latency=time.perf_counter() - started)
             self.post(lambda: self.engine.complete(outcome))
 
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(run())

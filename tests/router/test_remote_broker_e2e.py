@@ -7,6 +7,7 @@ in this test process; the router is a real ``tradehost router`` process.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -15,7 +16,7 @@ import pytest
 from host.trading.errors import Denied, InvalidQuantity
 from tests.brokers.oanda.server import ACCOUNT, TOKEN, FakeOanda, Reply, Script, fixture
 
-from .conftest import RouterProc
+from .conftest import RouterProc, wait_for
 
 
 @pytest.fixture
@@ -31,10 +32,14 @@ def oanda() -> Iterator[FakeOanda]:
         yield server
 
 
-def configure(router: RouterProc, oanda: FakeOanda, *, timeout: float = 3.0, lookup_delays: str = "[0.5, 2, 5, 15]", extra: str = "") -> None:
+def configure(
+    router: RouterProc, oanda: FakeOanda, *, timeout: float = 3.0, lookup_delays: str = "[0.5, 2, 5, 15]", price_retry_seconds: float = 30.0,
+    extra: str = "",
+) -> None:
     router.write_config(f"""
         default_broker = "fx"
         lookup_delays = {lookup_delays}
+        price_retry_seconds = {price_retry_seconds}
 
         [brokers.fx]
         type = "oanda"
@@ -145,18 +150,21 @@ def test_an_order_the_broker_never_lists_is_rejected_after_the_last_lookup_and_n
     assert len(oanda.sent("GET", f"/orders/@{cid}")) == 3
 
 
+LOSS_LIMITS = """
+    [brokers.paper]
+    type = "paper"
+
+    [risk]
+    max_daily_loss = 5000
+
+    [risk.per_strategy]
+    max_daily_loss = 1000
+"""
+
+
 def test_a_broker_that_cannot_quote_at_start_does_not_stop_the_router(router: RouterProc, oanda: FakeOanda) -> None:
     # OANDA answers everything but /pricing (404): its EXTERNAL positions, EUR_USD and DE30_EUR, stay unpriced.
-    configure(router, oanda, extra="""
-        [brokers.paper]
-        type = "paper"
-
-        [risk]
-        max_daily_loss = 5000
-
-        [risk.per_strategy]
-        max_daily_loss = 1000
-    """)
+    configure(router, oanda, extra=LOSS_LIMITS)
     assert router.cli("credentials", "set", "fx", "token", input=TOKEN).returncode == 0
     router.start()
     (unpriced,) = [json.loads(d) for (d,) in router.query("SELECT detail FROM audit WHERE kind = 'reconcile.unpriced'")]
@@ -180,4 +188,40 @@ def test_a_broker_that_cannot_quote_at_start_does_not_stop_the_router(router: Ro
     for instrument in ("EUR_USD", "DE30_EUR"):
         client.call("quote", {"instrument": instrument, "broker": "fx"})
     assert client.call("order.place", paper)["status"] == "FILLED"
+    assert router.cli("audit", "verify").returncode == 0
+
+
+def test_positions_a_broker_could_not_price_at_start_are_priced_by_retrying_once_it_quotes(router: RouterProc, oanda: FakeOanda) -> None:
+    # /pricing answers 404 at start and on the retries that follow, every 0.2 s here.
+    configure(router, oanda, price_retry_seconds=0.2, extra=LOSS_LIMITS)
+    assert router.cli("credentials", "set", "fx", "token", input=TOKEN).returncode == 0
+    router.start()
+    client = router.client("trend")
+    paper = {"instrument": "EUR_USD", "side": "BUY", "quantity": "1000", "broker": "paper"}
+    with pytest.raises(Denied) as denied:
+        client.call("order.place", paper)
+    assert denied.value.rule == "max_daily_loss.global"
+
+    asked = len(oanda.sent("GET", "/pricing"))
+    oanda.wait_for(lambda: len(oanda.sent("GET", "/pricing")) >= asked + 4)  # two more retries of both instruments
+    assert router.query("SELECT count(*) FROM audit WHERE kind = 'reconcile.unpriced'") == [(1,)]  # the start's: the failure did not change
+
+    # The broker quotes again: a retry prices both positions with no strategy asking, and the order passes.
+    oanda.on("GET", "/pricing", Reply(200, pricing(EUR_USD=("1.08500", "1.08510"), DE30_EUR=("10570.0", "10572.0"))))
+
+    def priced() -> dict[str, str]:
+        rows = [json.loads(d) for (d,) in router.query("SELECT detail FROM audit WHERE kind = 'reconcile.prices' AND detail LIKE '%\"fx\"%'")]
+        assert all(row["retry"] >= 1 for row in rows)  # a retry's, not the start's
+        return {instrument: mid for row in rows for instrument, mid in row["prices"].items()}
+
+    wait_for(lambda: len(priced()) == 2, 5, message="a retry to price both positions")
+    assert priced() == {"DE30_EUR": "10571.0", "EUR_USD": "1.08505"}
+    assert client.call("order.place", paper)["status"] == "FILLED"
+
+    # Nothing is unpriced any more: the retries have stopped.
+    wait_for(lambda: "price retries stop" in router.stderr(), 5, message="the retries to stop")
+    asked = len(oanda.sent("GET", "/pricing"))
+    time.sleep(0.5)
+    assert len(oanda.sent("GET", "/pricing")) == asked
+    router.stop()
     assert router.cli("audit", "verify").returncode == 0
