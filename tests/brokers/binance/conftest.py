@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -12,9 +11,11 @@ from typing import Any
 from brokers.base import AdapterServices, ExecutionReport
 from brokers.binance.adapter import BinanceBroker
 from brokers.binance.options import BinanceOptions
-from tests.brokers.ccxt.harness import adapter_on, make_order
+from tests.brokers.ccxt.harness import adapter_on, fast_options, make_order, run
 
 from .fakeserver import API_KEY, SECRET, FakeBinance
+
+__all__ = ["binance", "order", "run"]
 
 
 @asynccontextmanager
@@ -24,11 +25,7 @@ async def binance(
     """The fake exchange, an adapter pointed at it (timeout 0.5 s, fast retries) and the reports it emitted."""
 
     def build(url: str, services: AdapterServices) -> BinanceBroker:
-        opts = BinanceOptions(
-            base_url=url, timeout=options.pop("timeout", 0.5), poll_interval=options.pop("poll_interval", 0.05),
-            rate_limit=options.pop("rate_limit", 5000), **options,
-        )  # fmt: skip
-        return BinanceBroker("bn", opts, services)
+        return BinanceBroker("bn", BinanceOptions(**fast_options(url, options, rate_limit=5000)), services)
 
     async with adapter_on(FakeBinance(), build, tmp_path, {"api_key": API_KEY, "api_secret": secret}, start=start) as parts:
         yield parts
@@ -36,7 +33,3 @@ async def binance(
 
 order = partial(make_order, broker="bn", limit="30000.10", instrument="BTC/USDT")
 """An order as the router hands it to the adapter."""
-
-
-def run(coro: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(coro)

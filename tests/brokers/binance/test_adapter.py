@@ -1,27 +1,24 @@
 """The Binance adapter against a local server speaking Binance's wire format (signed requests verified there).
 
-Offline contract tests: the exact request, fills full and partial, IOC remainders,
-rejects, 429 with Retry-After, timeouts and 5xx as unknown outcomes resolved by
-lookup, malformed bodies, cancel, modify, open orders, positions, account, quote,
-filters checked before sending, and working orders followed by the poller.
+Offline contract tests of what is Binance's own: the exact signed request, HMAC and
+key checks, full fills with commission in the quote currency, rejects through
+Binance's error table, -1021 and the clock difference, filters checked before
+sending, no modify, open orders with digested client ids, positions, account, quote
+and start. What every ccxt exchange does (partial fills and the poller, IOC
+remainders, 429, timeouts, dropped connections, cut-off, 5xx and malformed answers
+as unknown outcomes resolved by lookup, retried reads and cancels, the lookup after a
+crash) runs on this fake too, in tests/brokers/ccxt/test_contract.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import logging
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 
-from brokers.base import OutcomeUnknown
-from brokers.binance.orders import wire_client_id
-from brokers.ccxt.refs import refs_table
-from brokers.registry import adapter_class, options_class
 from host.trading.errors import (
     AuthenticationFailed,
     ErrorCode,
@@ -31,9 +28,6 @@ from host.trading.errors import (
     InvalidQuantity,
     InvalidRequest,
     NotSupported,
-    OrderNotFound,
-    RateLimited,
-    ServiceUnavailable,
 )
 from host.trading.model import OrderChanges
 from host.trading.states import OrderStatus
@@ -44,14 +38,6 @@ from .fakeserver import API_KEY, SECRET, fixture
 D = Decimal
 S = OrderStatus
 ORDER = "/api/v3/order"
-
-
-def test_the_registry_names_this_adapter() -> None:
-    from brokers.binance.adapter import BinanceBroker
-    from brokers.binance.options import BinanceOptions
-
-    assert adapter_class("binance") is BinanceBroker and options_class("binance") is BinanceOptions
-    assert BinanceBroker.credential_fields == ("api_key", "api_secret")
 
 
 def test_start_loads_spot_markets_and_declares_capabilities(tmp_path: Path) -> None:
@@ -99,18 +85,6 @@ def test_a_wrong_secret_is_refused_as_authentication(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_credentials_stay_out_of_the_log_even_at_debug_level(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    async def scenario() -> None:
-        async with binance(tmp_path) as (server, broker, _):
-            await broker.submit(order("s-1"))
-            await broker.account()
-
-    with caplog.at_level(logging.DEBUG):  # the router's --log-level DEBUG
-        run(scenario())
-    ours = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")  # not the fake server's access log
-    assert ours and API_KEY not in ours
-
-
 def test_a_malformed_pem_secret_refuses_the_order_before_anything_is_sent(tmp_path: Path) -> None:
     bad = "-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----"  # an Ed25519/RSA secret pasted wrong
 
@@ -135,36 +109,6 @@ def test_a_full_fill_comes_with_trade_ids_and_commission_in_the_quote_currency(t
             assert "s-1" not in broker.working
             sell = await broker.submit(order("s-2", side="SELL", kind="MARKET", qty="0.1", limit=None))
             assert sell.status is S.FILLED and sell.fills[0].commission == D("0.1") * D("30000.00") * D("0.001")
-
-    run(scenario())
-
-
-def test_a_partial_fill_rests_and_the_poller_reports_the_rest(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with binance(tmp_path) as (server, broker, emitted):
-            report = await broker.submit(order("s-1", qty="0.8", limit="30000.10"))
-            assert report.status is S.PARTIALLY_FILLED and [f.quantity for f in report.fills] == [D("0.5")]
-            assert "s-1" in broker.working
-            server.fill(1000, "0.3", "30000.05")
-            while not emitted:
-                await asyncio.sleep(0.01)
-            final = emitted[-1]
-            assert final.status is S.FILLED and [f.trade_id for f in final.fills] == ["BTCUSDT:1000:5000", "BTCUSDT:1000:5001"]
-            await asyncio.sleep(0.15)
-            assert len(emitted) == 1 and "s-1" not in broker.working  # reported once, then no longer watched
-
-    run(scenario())
-
-
-def test_an_ioc_remainder_is_cancelled(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with binance(tmp_path) as (_, broker, _):
-            nothing = await broker.submit(order("s-1", limit="29000", tif="IOC"))
-            assert nothing.status is S.CANCELED and nothing.raw_status == "EXPIRED" and nothing.fills == ()
-            some = await broker.submit(order("s-2", qty="0.8", limit="30000.10", tif="IOC"))
-            assert some.status is S.CANCELED and sum(f.quantity for f in some.fills) == D("0.5")
-            fok = await broker.submit(order("s-3", qty="0.8", limit="30000.10", tif="FOK"))
-            assert fok.status is S.CANCELED and fok.fills == ()
 
     run(scenario())
 
@@ -195,18 +139,6 @@ def test_rejects_the_client_checks_cannot_foresee_map_through_the_table(tmp_path
     run(scenario())
 
 
-def test_429_shuts_the_bucket_for_retry_after_and_raises_rate_limited(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with binance(tmp_path) as (server, broker, _):
-            server.script("POST", ORDER, status=429, body=fixture("errors.json")["-1003"], headers={"Retry-After": "7"})
-            with pytest.raises(RateLimited) as caught:
-                await broker.submit(order("s-1"))
-            assert caught.value.retry_after == 7.0 and caught.value.broker_code == "-1003"
-            assert broker.bucket.delay() > 6  # nothing goes out until Binance said it may
-
-    run(scenario())
-
-
 def test_after_a_1021_the_clock_difference_is_measured_again(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with binance(tmp_path) as (server, broker, _):
@@ -216,99 +148,6 @@ def test_after_a_1021_the_clock_difference_is_measured_again(tmp_path: Path) -> 
             assert caught.value.broker_code == "-1021" and not server.orders  # refused: nothing was placed
             report = await broker.submit(order("s-2"))  # not every signed call until a restart
             assert report.status is S.FILLED and len(server.sent("GET", "/api/v3/time")) == 2
-
-    run(scenario())
-
-
-def test_a_timeout_is_an_unknown_outcome_then_lookup_finds_the_order_by_client_id(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with binance(tmp_path, timeout=0.2) as (server, broker, _):
-            server.script("POST", ORDER, process=True, delay=0.5)
-            sent = order("s-1")
-            with pytest.raises(OutcomeUnknown):
-                await broker.submit(sent)
-            assert len(server.sent("POST", ORDER)) == 1  # never sent again
-            found = await broker.lookup("s-1", sent)
-            assert found is not None and found.status is S.FILLED and found.broker_order_id == "1000"
-            assert [f.trade_id for f in found.fills] == ["BTCUSDT:1000:5000"]
-            (query,) = server.sent("GET", ORDER)
-            assert query.params["origClientOrderId"] == "s-1" and query.params["symbol"] == "BTCUSDT"
-
-    run(scenario())
-
-
-def test_a_dropped_connection_before_the_exchange_saw_the_order_is_unknown_then_not_found(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with binance(tmp_path) as (server, broker, _):
-            server.script("POST", ORDER, drop=True)
-            lost = order("s-1")
-            with pytest.raises(OutcomeUnknown):
-                await broker.submit(lost)
-            assert await broker.lookup("s-1", lost) is None
-
-    run(scenario())
-
-
-def test_an_answer_cut_off_in_its_body_is_an_unknown_outcome_not_a_reject(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with binance(tmp_path) as (server, broker, _):
-            server.script("POST", ORDER, process=True, truncate=True)  # the exchange took the order; its answer broke off
-            sent = order("s-1")
-            with pytest.raises(OutcomeUnknown):
-                await broker.submit(sent)
-            assert len(server.sent("POST", ORDER)) == 1
-            found = await broker.lookup("s-1", sent)
-            assert found is not None and found.status is S.FILLED
-
-    run(scenario())
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "text"),
-    [(500, None, "<html>Internal Server Error</html>"), (503, {"code": -1001, "msg": "Internal error; unable to process your request."}, None),
-     (408, {"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."}, None),
-     (200, None, "<html>not json</html>"), (200, {"unexpected": "shape"}, None)],
-)  # fmt: skip
-def test_5xx_timeouts_and_malformed_answers_to_a_new_order_are_unknown_outcomes(tmp_path: Path, status: int, body: object, text: str | None) -> None:
-    async def scenario() -> None:
-        async with binance(tmp_path) as (server, broker, _):
-            server.script("POST", ORDER, status=status, body=body, text=text)
-            with pytest.raises(OutcomeUnknown):
-                await broker.submit(order("s-1"))
-            assert len(server.sent("POST", ORDER)) == 1
-
-    run(scenario())
-
-
-def test_reads_are_retried_through_5xx_and_dropped_connections(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with binance(tmp_path) as (server, broker, _):
-            server.script("GET", "/api/v3/ticker/bookTicker", status=502, text="bad gateway")
-            server.script("GET", "/api/v3/ticker/bookTicker", drop=True)
-            quote = await broker.quote("BTC/USDT")
-            assert (quote.bid, quote.ask, quote.bid_size, quote.ask_size) == (D("30000.00"), D("30000.10"), D(2), D("0.5"))
-            assert len(server.sent("GET", "/api/v3/ticker/bookTicker")) == 3
-            server.script("GET", "/api/v3/ticker/bookTicker", text="<html>", times=10)
-            with pytest.raises(ServiceUnavailable):
-                await broker.quote("BTC/USDT")
-
-    run(scenario())
-
-
-def test_cancel_reports_the_cancel_and_is_retried_through_a_5xx(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with binance(tmp_path) as (server, broker, _):
-            rest = order("s-1", limit="29000")
-            await broker.submit(rest)
-            server.script("DELETE", ORDER, status=503, text="unavailable")
-            report = await broker.cancel(rest)
-            assert report.status is S.CANCELED and report.client_order_id == "s-1" and report.broker_order_id == "1000"
-            assert len(server.sent("DELETE", ORDER)) == 2
-            with pytest.raises(OrderNotFound) as caught:
-                await broker.cancel(rest)  # no longer working
-            assert caught.value.broker_code == "-2011"
-            with pytest.raises(OrderNotFound):
-                await broker.cancel(order("never-sent"))
 
     run(scenario())
 
@@ -378,41 +217,6 @@ def test_open_orders_map_our_ids_back_and_keep_others(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_an_order_sent_just_before_a_crash_is_found_from_the_routers_record_alone(tmp_path: Path) -> None:
-    long_id = "a.strategy.with.dots-20261122-000042"  # sent as a digest: the wire id must follow from our id
-
-    async def scenario() -> None:
-        async with binance(tmp_path) as (server, broker, _):
-            sent = order(long_id, limit="29000")
-            server.script("POST", ORDER, process=True, drop=True)
-            with pytest.raises(OutcomeUnknown):
-                await broker.submit(sent)
-            engine = broker.services.engine
-            with engine.connect() as conn:  # the router died before its next commit: no reference was stored
-                assert conn.execute(sqlalchemy.select(refs_table)).all() == []
-            from brokers.binance.adapter import BinanceBroker
-
-            again = BinanceBroker("bn", broker.opts, broker.services)
-            await again.start()
-            again.exchange.timeout_on_exit = 0
-            try:
-                found = await again.lookup(long_id, sent)
-                assert found is not None and found.status is S.ACCEPTED and found.broker_order_id == "1000"  # not "never sent"
-                assert long_id in again.working and len(server.sent("POST", ORDER)) == 1
-                (query,) = server.sent("GET", ORDER)
-                assert query.params["origClientOrderId"] == wire_client_id(long_id) and query.params["symbol"] == "BTCUSDT"
-                assert [r.client_order_id for r in await again.open_orders()] == [long_id]  # the digest maps back to our id
-                with engine.begin() as conn:
-                    again.persist(conn)
-                with engine.connect() as conn:
-                    (row,) = conn.execute(sqlalchemy.select(refs_table)).all()
-                assert (row.client_order_id, row.wire_id, row.broker_order_id) == (long_id, wire_client_id(long_id), "1000")
-            finally:
-                await again.stop()
-
-    run(scenario())
-
-
 def test_positions_account_and_quote(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with binance(tmp_path) as (_, broker, _):
@@ -422,26 +226,6 @@ def test_positions_account_and_quote(tmp_path: Path) -> None:
             assert btc.quantity == D(1) and btc.market_price == D("30000.05") and btc.average_price == 0
             account = await broker.account()
             assert (account.currency, account.balance, account.equity) == ("USDT", D(100000), D(100000) + D("30000.05"))
-
-    run(scenario())
-
-
-def test_the_poller_recovers_when_the_server_drops_connections(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with binance(tmp_path) as (server, broker, emitted):
-            await broker.submit(order("s-1", qty="0.5", limit="29000"))
-            server.script("GET", "/api/v3/openOrders", drop=True, times=8)
-            server.fill(1000, "0.2", "29000")
-            while broker.poller.failures == 0:
-                await asyncio.sleep(0.01)
-            while not emitted:
-                await asyncio.sleep(0.01)
-            assert broker.poller.failures == 0
-            assert emitted[-1].status is S.PARTIALLY_FILLED and [f.quantity for f in emitted[-1].fills] == [D("0.2")]
-            server.orders[1000]["status"] = "CANCELED"  # cancelled elsewhere (the web site)
-            while len(emitted) < 2:
-                await asyncio.sleep(0.01)
-            assert emitted[-1].status is S.CANCELED and "s-1" not in broker.working
 
     run(scenario())
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,9 +43,20 @@ async def adapter_on(
             broker.exchange.timeout_on_exit = 0  # ccxt waits 250 ms on close for TLS; there is none here
         yield server, broker, emitted
     finally:
+        if broker.exchange is not None:  # also when the test started it (or its start failed): no TLS to wait for
+            broker.exchange.timeout_on_exit = 0
         await broker.stop()
         await server.stop()
         engine.dispose()
+
+
+def fast_options(url: str, options: dict[str, Any], *, rate_limit: float) -> dict[str, Any]:
+    """An adapter's options on a local fake at ``url``: timeout 0.5 s and fast polling unless ``options`` say otherwise."""
+    return {"timeout": 0.5, "poll_interval": 0.05, "rate_limit": rate_limit} | options | {"base_url": url}
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coro)
 
 
 def make_order(

@@ -1,6 +1,7 @@
 """The ccxt adapter base: what holds for every exchange, shown on the Binance fake server.
 
-Exchange-specific behaviour is tested in tests/brokers/binance and tests/brokers/coinbase.
+The contract each exchange keeps is run on both fakes in test_contract.py;
+exchange-specific behaviour is tested in tests/brokers/binance and tests/brokers/coinbase.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Which watched orders changed (pure), and a poll loop that keeps going after failing ticks.
 
-The poller against real exchange servers (fills of resting orders, dropped
-connections) is tested in tests/brokers/binance and tests/brokers/coinbase.
+The poller against the exchange fakes (fills of resting orders, dropped
+connections) is tested in test_contract.py, on Binance's and Coinbase's.
 """
 
 from __future__ import annotations

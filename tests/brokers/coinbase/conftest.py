@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -12,9 +11,11 @@ from typing import Any
 from brokers.base import AdapterServices, ExecutionReport
 from brokers.coinbase.adapter import CoinbaseBroker
 from brokers.coinbase.options import CoinbaseOptions
-from tests.brokers.ccxt.harness import adapter_on, make_order
+from tests.brokers.ccxt.harness import adapter_on, fast_options, make_order, run
 
 from .fakeserver import KEY_NAME, FakeCoinbase, ec_key
+
+__all__ = ["coinbase", "order", "run"]
 
 
 @asynccontextmanager
@@ -25,11 +26,7 @@ async def coinbase(
     secret, public = key or ec_key()
 
     def build(url: str, services: AdapterServices) -> CoinbaseBroker:
-        opts = CoinbaseOptions(
-            base_url=url, timeout=options.pop("timeout", 0.5), poll_interval=options.pop("poll_interval", 0.05),
-            rate_limit=options.pop("rate_limit", 1000), **options,
-        )  # fmt: skip
-        return CoinbaseBroker("cb", opts, services)
+        return CoinbaseBroker("cb", CoinbaseOptions(**fast_options(url, options, rate_limit=1000)), services)
 
     async with adapter_on(FakeCoinbase(public, key_name), build, tmp_path, {"api_key": key_name, "api_secret": secret}, start=start) as parts:
         yield parts
@@ -37,7 +34,3 @@ async def coinbase(
 
 order = partial(make_order, broker="cb", limit="30000.01", instrument="BTC/USD")
 """An order as the router hands it to the adapter."""
-
-
-def run(coro: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(coro)
