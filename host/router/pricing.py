@@ -1,6 +1,7 @@
 """Keeping open positions priced: the round at start, and retries of what it could not price.
 
-At start the router quotes every instrument held (:func:`.reconcile.price_positions`).
+At start the router quotes every instrument held (:func:`price_positions`): it keeps no prices
+across a restart, and a position without one would count as no loss at all in the daily-loss check.
 A position its broker could not quote (down, timing out) stays unpriced: an
 unknown loss which, under a ``max_daily_loss``, lets only reducing orders pass
 (see :mod:`.risk`). Waiting for some strategy to quote it could block every
@@ -11,7 +12,7 @@ The retries stop once nothing is unpriced. Nothing becomes unpriced again
 later: a fill prices its instrument, and reconciliation only runs at start.
 
 A retry's quotes run as a task on the loop (:meth:`.server.RouterServer.spawn`),
-never inside a batch, for at most :data:`.reconcile.QUOTE_TIMEOUT` seconds; its
+never inside a batch, for at most :data:`QUOTE_TIMEOUT` seconds; its
 outcome comes back as a batch event, which the batch commits. Only one retry is
 scheduled or running at a time: the next is scheduled once the last is recorded.
 
@@ -24,19 +25,123 @@ so a broker that stays down adds nothing to the start's row.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from brokers.base import BrokerAdapter
+from host.trading.model import Quote
 
 from .audit import AuditLog
-from .journal import Journal
-from .reconcile import QUOTE_TIMEOUT, Pricing, price_positions
+from .journal import Journal, StrategyPosition
+from .reconcile import describe_error
 
-__all__ = ["EARLY_RETRIES", "Pricer", "failure_signature", "retry_delay", "unpriced_by_broker"]
+__all__ = [
+    "EARLY_RETRIES", "QUOTE_TIMEOUT", "Pricer", "Pricing", "failure_signature", "held_instruments", "price_positions", "retry_delay",
+    "unpriced_by_broker",
+]
 
 log = logging.getLogger("tradehost.router")
+
+QUOTE_TIMEOUT = 15.0
+"""Seconds the router waits at start for the quotes that price its positions, all brokers at once.
+
+A little above a network adapter's default request timeout (10 s), so one slow answer still counts,
+while a dead broker delays the start by this much at most."""
+
+
+@dataclass
+class Pricing:
+    """What pricing one broker's held instruments found: the mids recorded and, per instrument, why none was."""
+
+    broker: str
+    prices: dict[str, Decimal] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def prices_detail(self) -> dict[str, object]:
+        """The ``reconcile.prices`` audit row's detail."""
+        return {"broker": self.broker, "prices": {instrument: str(mid) for instrument, mid in self.prices.items()}}
+
+    def errors_detail(self) -> dict[str, object]:
+        """The ``reconcile.unpriced`` audit row's detail."""
+        return {"broker": self.broker, "errors": self.errors}
+
+
+def held_instruments(positions: Mapping[tuple[str, str, str], StrategyPosition]) -> dict[str, list[str]]:
+    """Broker → the sorted instruments in which any strategy, EXTERNAL included, holds a non-zero position (pure)."""
+    held: dict[str, set[str]] = {}
+    for (_, broker, instrument), position in positions.items():
+        if position.quantity:
+            held.setdefault(broker, set()).add(instrument)
+    return {broker: sorted(instruments) for broker, instruments in sorted(held.items())}
+
+
+async def _quote(adapter: BrokerAdapter, instrument: str) -> Quote:
+    # Awaited inside the task, so an adapter that fails before its first await fails this task alone.
+    return await adapter.quote(instrument)
+
+
+def _forget(task: asyncio.Task[Quote]) -> None:
+    """Retrieve a cancelled straggler's outcome so asyncio does not report it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def price_positions(
+    adapters: Mapping[str, BrokerAdapter], journal: Journal, timeout: float = QUOTE_TIMEOUT,
+    *, wanted: Mapping[str, Sequence[str]] | None = None,
+) -> list[Pricing]:
+    """Quote every instrument held at every broker, all at once, and mark each at its mid in ``journal``.
+
+    ``wanted`` (broker → instruments) narrows this to those, as a retry of what is still unpriced does
+    (see :mod:`.pricing`). Waits at most ``timeout`` seconds; never raises but a cancellation, which leaves
+    no quote running. An instrument at a broker that is not configured, cannot quote it or does not
+    answer in time is left unpriced, with the reason in its broker's ``errors``.
+    """
+    results: dict[str, Pricing] = {}
+    tasks: dict[asyncio.Task[Quote], tuple[str, str]] = {}
+    for broker, instruments in (held_instruments(journal.positions) if wanted is None else wanted).items():
+        results[broker] = Pricing(broker)
+        adapter = adapters.get(broker)
+        for instrument in instruments:
+            if adapter is None:
+                results[broker].errors[instrument] = "broker is no longer configured"
+            else:
+                tasks[asyncio.ensure_future(_quote(adapter, instrument))] = (broker, instrument)
+    if tasks:
+        try:
+            await asyncio.wait(tasks, timeout=timeout)
+        finally:
+            # Late quotes, or all when the router stops meanwhile, are cancelled and not awaited: an
+            # adapter that ignores the cancel must not hold the start (or the stop) up.
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+                    task.add_done_callback(_forget)
+    for task, (broker, instrument) in tasks.items():
+        outcome = _outcome(task, timeout)
+        if isinstance(outcome, str):
+            results[broker].errors[instrument] = outcome
+        else:
+            results[broker].prices[outcome.instrument] = journal.record_quote(broker, outcome)
+    return list(results.values())
+
+
+def _outcome(task: asyncio.Task[Quote], timeout: float) -> Quote | str:
+    """A quote task's quote, or why there is none."""
+    if not task.done():
+        return f"no quote within {timeout:g} s"
+    if task.cancelled():
+        return "the quote was cancelled"
+    error = task.exception()
+    return task.result() if error is None else describe_error(error)
+
+
+# -- retries ----------------------------------------------------------------------------------------
+
 
 EARLY_RETRIES = (5.0, 15.0)
 """Seconds before the first retries: a broker that was only briefly away is back in the book soon."""

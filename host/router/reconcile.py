@@ -8,55 +8,29 @@ under the pseudo-strategy :data:`EXTERNAL` (not a valid strategy name, so no
 strategy can see, cancel or inherit it), and a position the strategies' books
 do not explain is booked to EXTERNAL too, so global risk limits count it.
 
-Then every position any strategy holds, EXTERNAL's included, is priced from a
-fresh quote (:func:`price_positions`): the router keeps no prices across a
-restart, and a position without one would count as no loss at all in the
-daily-loss check. What could not be priced stays unpriced, and the risk
-engine treats it as an unknown loss (see :mod:`.risk`) until a retry
-(:mod:`.pricing`), a quote or a fill prices it.
+Then every position held is priced from a fresh quote (:mod:`.pricing`).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from brokers.base import BrokerAdapter, ExecutionReport
 from host.strategy_file import EXTERNAL_OWNER
-from host.trading.model import Position, Quote
-
-from .journal import Journal, StrategyPosition
+from host.trading.model import Position
 
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = [
-    "EXTERNAL",
-    "QUOTE_TIMEOUT",
-    "Pricing",
-    "Reconciliation",
-    "describe_error",
-    "external_client_order_id",
-    "held_instruments",
-    "position_gaps",
-    "price_positions",
-    "reconcile",
-]
+__all__ = ["EXTERNAL", "Reconciliation", "describe_error", "external_client_order_id", "position_gaps", "reconcile"]
 
 EXTERNAL = EXTERNAL_OWNER
 """The owner of orders and positions no strategy placed; strategy files may not take this name."""
 
 ZERO = Decimal(0)
-
-QUOTE_TIMEOUT = 15.0
-"""Seconds the router waits at start for the quotes that price its positions, all brokers at once.
-
-A little above a network adapter's default request timeout (10 s), so one slow answer still counts,
-while a dead broker delays the start by this much at most."""
-
 
 @dataclass
 class Reconciliation:
@@ -138,93 +112,3 @@ async def reconcile(adapter: BrokerAdapter, engine: Engine, settle: Callable[[],
 def describe_error(exc: BaseException) -> str:
     """One line for the audit trail: the exception's type and message, at most 500 characters."""
     return f"{type(exc).__name__}: {exc}"[:500]
-
-
-# -- pricing the positions held ------------------------------------------------------------------
-
-
-@dataclass
-class Pricing:
-    """What pricing one broker's held instruments found: the mids recorded and, per instrument, why none was."""
-
-    broker: str
-    prices: dict[str, Decimal] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-
-    def prices_detail(self) -> dict[str, object]:
-        """The ``reconcile.prices`` audit row's detail."""
-        return {"broker": self.broker, "prices": {instrument: str(mid) for instrument, mid in self.prices.items()}}
-
-    def errors_detail(self) -> dict[str, object]:
-        """The ``reconcile.unpriced`` audit row's detail."""
-        return {"broker": self.broker, "errors": self.errors}
-
-
-def held_instruments(positions: Mapping[tuple[str, str, str], StrategyPosition]) -> dict[str, list[str]]:
-    """Broker → the sorted instruments in which any strategy, EXTERNAL included, holds a non-zero position (pure)."""
-    held: dict[str, set[str]] = {}
-    for (_, broker, instrument), position in positions.items():
-        if position.quantity:
-            held.setdefault(broker, set()).add(instrument)
-    return {broker: sorted(instruments) for broker, instruments in sorted(held.items())}
-
-
-async def _quote(adapter: BrokerAdapter, instrument: str) -> Quote:
-    # Awaited inside the task, so an adapter that fails before its first await fails this task alone.
-    return await adapter.quote(instrument)
-
-
-def _forget(task: asyncio.Task[Quote]) -> None:
-    """Retrieve a cancelled straggler's outcome so asyncio does not report it as never retrieved."""
-    if not task.cancelled():
-        task.exception()
-
-
-async def price_positions(
-    adapters: Mapping[str, BrokerAdapter], journal: Journal, timeout: float = QUOTE_TIMEOUT,
-    *, wanted: Mapping[str, Sequence[str]] | None = None,
-) -> list[Pricing]:
-    """Quote every instrument held at every broker, all at once, and mark each at its mid in ``journal``.
-
-    ``wanted`` (broker → instruments) narrows this to those, as a retry of what is still unpriced does
-    (see :mod:`.pricing`). Waits at most ``timeout`` seconds; never raises but a cancellation, which leaves
-    no quote running. An instrument at a broker that is not configured, cannot quote it or does not
-    answer in time is left unpriced, with the reason in its broker's ``errors``.
-    """
-    results: dict[str, Pricing] = {}
-    tasks: dict[asyncio.Task[Quote], tuple[str, str]] = {}
-    for broker, instruments in (held_instruments(journal.positions) if wanted is None else wanted).items():
-        results[broker] = Pricing(broker)
-        adapter = adapters.get(broker)
-        for instrument in instruments:
-            if adapter is None:
-                results[broker].errors[instrument] = "broker is no longer configured"
-            else:
-                tasks[asyncio.ensure_future(_quote(adapter, instrument))] = (broker, instrument)
-    if tasks:
-        try:
-            await asyncio.wait(tasks, timeout=timeout)
-        finally:
-            # Late quotes, or all when the router stops meanwhile, are cancelled and not awaited: an
-            # adapter that ignores the cancel must not hold the start (or the stop) up.
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
-                    task.add_done_callback(_forget)
-    for task, (broker, instrument) in tasks.items():
-        outcome = _outcome(task, timeout)
-        if isinstance(outcome, str):
-            results[broker].errors[instrument] = outcome
-        else:
-            results[broker].prices[outcome.instrument] = journal.record_quote(broker, outcome)
-    return list(results.values())
-
-
-def _outcome(task: asyncio.Task[Quote], timeout: float) -> Quote | str:
-    """A quote task's quote, or why there is none."""
-    if not task.done():
-        return f"no quote within {timeout:g} s"
-    if task.cancelled():
-        return "the quote was cancelled"
-    error = task.exception()
-    return task.result() if error is None else describe_error(error)

@@ -37,7 +37,7 @@ Reducing
 
 Unpriced positions
     A position with no price yet (after a restart, at a broker that could not
-    quote it; see :func:`host.router.reconcile.price_positions`) has an unknown
+    quote it; see :func:`host.router.pricing.price_positions`) has an unknown
     P&L, not a zero one: a long can have lost everything since it was last
     priced. So while a scope with a ``max_daily_loss`` holds one, its daily
     loss cannot be assessed and ``max_daily_loss`` treats the limit as reached:

@@ -1,24 +1,110 @@
-"""Retrying the prices of positions left unpriced at start: the schedule, the comparison, the rounds."""
+"""Pricing the positions held: the round at start, and retrying what it left unpriced (schedule, comparison, rounds)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from sqlalchemy import create_engine
 
 from host.config import parse_config
 from host.errors import ConfigError
-from host.router.journal import Journal
-from host.router.pricing import Pricer, failure_signature, retry_delay, unpriced_by_broker
+from host.router.journal import Journal, StrategyPosition
+from host.router.pricing import Pricer, Pricing, failure_signature, held_instruments, price_positions, retry_delay, unpriced_by_broker
+from host.router.reconcile import EXTERNAL
+from host.router.tables import metadata
 from host.trading.errors import ConnectionFailed, InvalidInstrument
-
-from .test_reconcile import _journal_holding, _quote, _Quoting
+from host.trading.model import Quote
 
 D = Decimal
+
+
+def test_held_instruments_are_every_non_zero_position_by_broker() -> None:
+    positions = {
+        ("trend", "fx", "EUR_USD"): StrategyPosition(D(5)),
+        (EXTERNAL, "fx", "EUR_USD"): StrategyPosition(D(-5)),  # nets to zero at the broker, but each is a position to value
+        (EXTERNAL, "fx", "DE30_EUR"): StrategyPosition(D(-20)),
+        ("trend", "paper", "AAPL"): StrategyPosition(D(0)),  # closed
+        ("carry", "paper", "USD_JPY"): StrategyPosition(D(1)),
+    }
+    assert held_instruments(positions) == {"fx": ["DE30_EUR", "EUR_USD"], "paper": ["USD_JPY"]}
+    assert held_instruments({}) == {}
+
+
+def _quote(broker: str, instrument: str, bid: str, ask: str) -> Quote:
+    return Quote(broker=broker, instrument=instrument, bid=D(bid), ask=D(ask), at=datetime.now(UTC))
+
+
+class _Quoting:
+    """A broker's quote call: a price, a refusal, or no answer at all."""
+
+    def __init__(self, name: str, answers: dict[str, Any]) -> None:
+        self.name = name
+        self.answers = answers
+        self.asked: list[str] = []
+
+    async def quote(self, instrument: str) -> Quote:
+        self.asked.append(instrument)
+        answer = self.answers[instrument]
+        if answer == "hang":
+            await asyncio.sleep(3600)
+        if isinstance(answer, Exception):
+            raise answer
+        return cast(Quote, answer)
+
+
+class _NoQuotes:
+    """An adapter without quotes: its quote is not even a coroutine function."""
+
+    name = "bare"
+
+    def quote(self, instrument: str) -> Quote:
+        raise NotImplementedError("this adapter has no quotes")
+
+
+def _journal_holding(tmp_path: Path, *keys: tuple[str, str, str]) -> Journal:
+    database = create_engine(f"sqlite:///{tmp_path / 't.db'}")
+    metadata.create_all(database)
+    journal = Journal(database)
+    journal.load(0.0)
+    for strategy, broker, instrument in keys:
+        journal.set_position(strategy, broker, instrument, D(10), D(2))
+    return journal
+
+
+def test_price_positions_marks_what_each_broker_quotes_and_names_what_it_cannot(tmp_path: Path) -> None:
+    journal = _journal_holding(
+        tmp_path, ("trend", "paper", "EUR_USD"), (EXTERNAL, "paper", "GBP_USD"), ("trend", "fx", "EUR_USD"),
+        ("trend", "fx", "DE30_EUR"), ("carry", "bare", "USD_JPY"), ("old", "gone", "AAPL"),
+    )
+    paper = _Quoting("paper", {"EUR_USD": _quote("paper", "EUR_USD", "1.10", "1.12"), "GBP_USD": InvalidInstrument("paper does not trade GBP_USD")})
+    fx = _Quoting("fx", {"EUR_USD": _quote("fx", "EUR_USD", "1.20", "1.22"), "DE30_EUR": "hang"})
+    adapters = cast(Any, {"paper": paper, "fx": fx, "bare": _NoQuotes()})
+
+    started = time.monotonic()
+    results = {p.broker: p for p in asyncio.run(price_positions(adapters, journal, timeout=0.2))}
+    assert time.monotonic() - started < 2  # a broker that never answers delays the start by the timeout, no more
+
+    assert results["paper"] == Pricing("paper", {"EUR_USD": D("1.11")}, {"GBP_USD": "InvalidInstrument: INVALID_INSTRUMENT: paper does not trade GBP_USD"})
+    assert results["fx"] == Pricing("fx", {"EUR_USD": D("1.21")}, {"DE30_EUR": "no quote within 0.2 s"})
+    assert results["bare"] == Pricing("bare", {}, {"USD_JPY": "NotImplementedError: this adapter has no quotes"})
+    assert results["gone"] == Pricing("gone", {}, {"AAPL": "broker is no longer configured"})
+    assert journal.last_price == {("paper", "EUR_USD"): D("1.11"), ("fx", "EUR_USD"): D("1.21")}
+    assert (paper.asked, fx.asked) == (["EUR_USD", "GBP_USD"], ["DE30_EUR", "EUR_USD"])  # each held instrument asked once
+    assert results["fx"].prices_detail() == {"broker": "fx", "prices": {"EUR_USD": "1.21"}}
+    assert results["fx"].errors_detail() == {"broker": "fx", "errors": {"DE30_EUR": "no quote within 0.2 s"}}
+
+
+def test_price_positions_asks_nothing_when_nothing_is_held(tmp_path: Path) -> None:
+    fx = _Quoting("fx", {})
+    assert asyncio.run(price_positions(cast(Any, {"fx": fx}), _journal_holding(tmp_path))) == []
+    assert fx.asked == []
 
 
 def test_retries_come_after_5_and_15_s_then_every_interval_never_later() -> None:
