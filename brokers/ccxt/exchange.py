@@ -28,6 +28,15 @@ WIRE_LOG = logging.getLogger("brokers.ccxt.wire")
 """ccxt's own logger: its DEBUG lines carry credentials (request headers), so nothing below WARNING passes."""
 WIRE_LOG.setLevel(logging.WARNING)
 
+
+def _warnings_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
+
+
+# The level alone is not enough: logging.config.dictConfig resets the level of a child of a logger it
+# configures (e.g. "brokers" at DEBUG) to NOTSET, and leaves its filters alone.
+WIRE_LOG.addFilter(_warnings_only)
+
 _ANSWER = "tradehost_answer"
 _TEXT_KEPT = 500
 

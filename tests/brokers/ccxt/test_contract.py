@@ -15,19 +15,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
 
 from brokers.base import OutcomeUnknown
+from brokers.ccxt.adapter import CcxtBroker
 from brokers.ccxt.refs import refs_table
 from brokers.registry import adapter_class, options_class
 from host.trading.errors import OrderNotFound, RateLimited, ServiceUnavailable
 from host.trading.states import OrderStatus
 
+from .fakehttp import Recorded
 from .harness import run
 from .venues import VENUES, Venue
 
@@ -49,16 +53,140 @@ def test_the_registry_names_this_adapter(venue: Venue) -> None:
     assert venue.broker_class.credential_fields == ("api_key", "api_secret")
 
 
-def test_credentials_stay_out_of_the_log_even_at_debug_level(venue: Venue, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    async def scenario() -> None:
-        async with venue.connect(tmp_path) as (_, broker, _):
-            await broker.submit(venue.order("s-1"))
-            await broker.account()
+SERVER_LOGGERS = ("aiohttp.access", "aiohttp.server", "aiohttp.web")
+"""The fake exchange's own logging (its access log shows Binance's signed query strings): the server's, not the adapter's."""
 
-    with caplog.at_level(logging.DEBUG):  # the router's --log-level DEBUG
-        run(scenario())
-    ours = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")  # not the fake server's access log
-    assert ours and [leak for leak in venue.log_leaks if leak in ours] == []
+DEBUG_LOGGERS = (
+    "ccxt", "ccxt.base.exchange", "ccxt.async_support", "aiohttp", "aiohttp.client", "aiohttp.internal", "asyncio",
+    "brokers", "brokers.ccxt", "brokers.binance", "brokers.coinbase", "tradehost", "test",
+)  # fmt: skip
+"""Switched to DEBUG besides the root: ccxt's default logger, the HTTP client, every parent of the adapters' loggers.
+Not ``brokers.ccxt.wire``: the level it keeps whatever the router runs at is the protection under test."""
+
+
+def _message(msg: object, args: tuple[object, ...]) -> str:
+    try:
+        return str(msg) % args if args else str(msg)
+    except (TypeError, ValueError):
+        return " ".join(str(part) for part in (msg, *args))
+
+
+@dataclass
+class DebugSession:
+    """What one adapter session with every logger at DEBUG produced, and the texts none of it may hold."""
+
+    tried: list[str]
+    """Every ``Logger.debug`` call's message, whether a level let it through or not (ccxt's wire lines among them)."""
+    records: list[logging.LogRecord]
+    """Every record that reached a handler, the fake server's own left out."""
+    text: str
+    """Those records formatted (tracebacks included), then everything written to stdout and stderr (ccxt's ``verbose``)."""
+    signed: list[Recorded]
+    """The requests the fake received with credentials on them."""
+    credentials: list[str]
+    """The API key and the secret as the adapter got them, each longer line of a PEM secret, the venue's ``log_leaks``."""
+    derived: list[str]
+    """What the signed requests carried: the key, Binance's signatures, Coinbase's JWTs and their parts."""
+
+    def leaked(self, texts: list[str]) -> list[str]:
+        return sorted({t for t in texts if t in self.text})
+
+
+def debug_session(
+    venue: Venue, tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, tamper: Callable[[CcxtBroker], None] | None = None,
+) -> DebugSession:  # fmt: skip
+    """Place, read back (and fail a poll), cancel and read the account with every logger at DEBUG.
+
+    ``tamper`` runs on the started adapter, before its orders: the negative checks undo a protection with it.
+    """
+    tried: list[str] = []
+    real_debug = logging.Logger.debug
+
+    def debug(self: logging.Logger, msg: object, *args: object, stacklevel: int = 1, **kwargs: Any) -> None:
+        tried.append(_message(msg, args))
+        real_debug(self, msg, *args, stacklevel=stacklevel + 1, **kwargs)  # the record names the caller, not this spy
+
+    monkeypatch.setattr(logging.Logger, "debug", debug)
+    caplog.set_level(logging.DEBUG)  # the root: the router's --log-level DEBUG
+    for name in DEBUG_LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    found: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        async with venue.connect(tmp_path) as (server, broker, _):
+            assert broker.services.logger.isEnabledFor(logging.DEBUG) and logging.getLogger("ccxt").isEnabledFor(logging.DEBUG)
+            if tamper is not None:
+                tamper(broker)
+            resting = venue.order("s-1", limit="29000")
+            await broker.submit(resting)
+            server.script(*venue.poll_path, drop=True, times=8)  # the poller's WARNING, with the error it got
+            await until(lambda: broker.poller.failures > 0)
+            server.scripts.clear()
+            assert await broker.lookup("s-1", resting) is not None
+            await broker.cancel(resting)
+            await broker.account()
+            secrets = dict(broker.services.secrets)
+            # Through the logger object ccxt writes to: a wire line with the credentials in it, then a warning.
+            broker.exchange.logger.debug("%s %s, Request: %s %s", "POST", "https://exchange/order", secrets, None)
+            broker.exchange.logger.warning("%s: a warning of ccxt's", venue.name)
+            found["secrets"], found["requests"] = secrets, list(server.requests)
+
+    run(scenario())
+    records = [r for r in caplog.records if r.name not in SERVER_LOGGERS]
+    out, err = capfd.readouterr()
+    text = "\n".join(caplog.handler.format(r) for r in records) + "\n" + out + "\n" + err
+    signed = [r for r in found["requests"] if venue.signed_parts(r)]
+    lines = [line.strip() for value in found["secrets"].values() for line in value.splitlines()]
+    credentials = [*found["secrets"].values(), *(line for line in lines if len(line) >= 16)]
+    derived = [part for r in signed for part in venue.signed_parts(r)]
+    return DebugSession(tried, records, text, signed, [*credentials, *venue.log_leaks], derived)
+
+
+def test_credentials_stay_out_of_the_log_even_at_debug_level(
+    venue: Venue, tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = debug_session(venue, tmp_path, caplog, capfd, monkeypatch)
+    # The requests were signed, and ccxt wrote each one, its credentials included, to its logger at DEBUG.
+    sent = {(r.method, r.path) for r in session.signed}
+    assert {venue.new_order, venue.cancel_path, venue.poll_path} <= sent and len(session.signed) >= 5
+    for request in session.signed:
+        assert any(request.path in line and all(p in line for p in venue.signed_parts(request)) for line in session.tried), request.path
+    # The capture sees the adapter's logger and the logger ccxt writes to: warnings pass.
+    assert any(r.levelno == logging.WARNING and "polling working orders failed" in r.getMessage() for r in session.records)
+    assert any(r.getMessage() == f"{venue.name}: a warning of ccxt's" for r in session.records)
+    # And none of those wire lines reached a handler (nor the one with the secrets sent through ccxt's logger),
+    # nor stdout or stderr (ccxt's verbose output): no key, secret, signature or token anywhere.
+    assert session.leaked(session.credentials) == []
+    assert session.leaked(session.derived) == []
+    assert [r.getMessage()[:80] for r in session.records if "Request:" in r.getMessage() or "Response:" in r.getMessage()] == []
+
+
+def _wire_logger_at_debug(broker: CcxtBroker, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.DEBUG, logger=broker.exchange.logger.name)  # restored when the test ends
+    monkeypatch.setattr(broker.exchange.logger, "filters", [])  # the warnings-only filter behind the level
+
+
+def _ccxts_own_logger(broker: CcxtBroker, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(broker.exchange, "logger", logging.getLogger("ccxt.base.exchange"))
+
+
+def _verbose(broker: CcxtBroker, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(broker.exchange, "verbose", True)
+
+
+UNDONE = {"wire-logger-at-debug": _wire_logger_at_debug, "ccxts-own-logger": _ccxts_own_logger, "verbose": _verbose}
+"""Each protection undone in memory: the level and filter on ccxt's logger, ccxt writing to that logger, ``verbose`` off."""
+
+
+@pytest.mark.parametrize("undo", sorted(UNDONE))
+def test_the_debug_log_check_finds_the_leak_once_a_protection_is_undone(
+    venue: Venue, undo: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    session = debug_session(venue, tmp_path, caplog, capfd, monkeypatch, lambda broker: UNDONE[undo](broker, caplog, monkeypatch))
+    assert session.leaked(session.derived) != []  # the signatures or tokens of the requests themselves
+    assert session.leaked(session.credentials) != []
 
 
 def test_a_partial_fill_rests_and_the_poller_reports_the_rest(venue: Venue, tmp_path: Path) -> None:

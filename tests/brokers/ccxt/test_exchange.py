@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import ccxt.async_support as ccxt_async
+import pytest
 
-from brokers.ccxt.exchange import build_exchange, point_at, rebase_url
+from brokers.ccxt.exchange import WIRE_LOG, build_exchange, point_at, rebase_url
 from brokers.ratelimit import TokenBucket
 
 
@@ -44,3 +46,19 @@ def test_urls_move_to_another_server_keeping_their_paths() -> None:
     assert rebase_url("https://api.coinbase.com", "http://127.0.0.1:9/") == "http://127.0.0.1:9"
     urls = {"public": "https://a.example/api/v3", "nested": {"rest": "https://b.example/x"}, "other": 5}
     assert point_at(urls, "http://h:1") == {"public": "http://h:1/api/v3", "nested": {"rest": "http://h:1/x"}, "other": 5}
+
+
+def test_the_wire_log_keeps_below_warning_out_even_after_logging_is_reconfigured(caplog: pytest.LogCaptureFixture) -> None:
+    # What logging.config.dictConfig does to a child of a logger it configures ("brokers" at DEBUG): its
+    # level goes back to NOTSET (done by hand: dictConfig would also close every handler in the process).
+    wire_level = WIRE_LOG.level
+    WIRE_LOG.setLevel(logging.NOTSET)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="brokers"):
+            assert WIRE_LOG.isEnabledFor(logging.DEBUG)  # the level no longer protects anything
+            WIRE_LOG.debug("Request: GET /api/v3/order X-MBX-APIKEY: the-api-key")
+            WIRE_LOG.info("Response: 200 {...}")
+            WIRE_LOG.warning("a warning passes")
+        assert [r.getMessage() for r in caplog.records if r.name == WIRE_LOG.name] == ["a warning passes"]
+    finally:
+        WIRE_LOG.setLevel(wire_level)

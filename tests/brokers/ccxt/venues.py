@@ -35,6 +35,10 @@ Answer = tuple[int, Any, "str | None"]
 """An HTTP status, a JSON body or None, a text body or None (as :meth:`ScriptedServer.script` takes them)."""
 
 
+def _header(request: Recorded, name: str) -> str | None:
+    return next((value for key, value in request.headers.items() if key.lower() == name.lower()), None)
+
+
 class Venue:
     name: ClassVar[str]
     """The broker type in the registry."""
@@ -59,7 +63,7 @@ class Venue:
     expired_word: ClassVar[str]
     """The exchange's status word for an IOC or FOK order whose remainder it ended."""
     log_leaks: ClassVar[tuple[str, ...]]
-    """Texts of the credentials (or tokens made from them) that must never reach the log."""
+    """Texts that must never reach the log besides the credentials and :meth:`signed_parts` (markers of a token or a key)."""
     unknown_outcome_answers: ClassVar[dict[str, Answer]]
     """Answers to a new order that leave its outcome unknown (5xx, timeouts said in a body, malformed bodies), by test id."""
 
@@ -78,6 +82,10 @@ class Venue:
     def wire_id(self, cid: str) -> str:
         """Our client order id as sent."""
         return cid
+
+    def signed_parts(self, request: Recorded) -> tuple[str, ...]:
+        """What a request the fake received carries of the credentials: the key, a signature or a token; () if unsigned."""
+        raise NotImplementedError
 
     def exchange_id(self, server: Any, cid: str) -> str:
         """The exchange's id of the order sent with our id ``cid``, as the fake holds it."""
@@ -152,6 +160,10 @@ class BinanceVenue(Venue):
     def wire_id(self, cid: str) -> str:
         return wire_client_id(cid)
 
+    def signed_parts(self, request: Recorded) -> tuple[str, ...]:
+        # the key in a header, the HMAC of the query or form in its ``signature`` field
+        return tuple(p for p in (_header(request, "X-MBX-APIKEY"), request.params.get("signature")) if p)
+
     def exchange_id(self, server: bn.FakeBinance, cid: str) -> str:
         (found,) = [o for o in server.orders.values() if o["clientOrderId"] == self.wire_id(cid)]
         return str(found["orderId"])
@@ -209,6 +221,14 @@ class CoinbaseVenue(Venue):
 
     def unavailable(self, status: int) -> dict[str, Any]:
         return {"status": status, "body": cb.fixture("errors.json")["internal"]}
+
+    def signed_parts(self, request: Recorded) -> tuple[str, ...]:
+        # a JWT per request (its header names the key), as the bearer token; each of its three parts alone too
+        bearer = _header(request, "Authorization")
+        if not bearer:
+            return ()
+        token = bearer.removeprefix("Bearer ")
+        return (bearer, token, *token.split("."))
 
     def exchange_id(self, server: cb.FakeCoinbase, cid: str) -> str:
         (found,) = [o for o in server.orders.values() if o["client_order_id"] == self.wire_id(cid)]
