@@ -1,7 +1,7 @@
 """The built-in paper broker (``type = "paper"``): a simulated account, quotes from a seeded random walk or a CSV replay.
 
 :mod:`.options` (what it can be told), :mod:`.feed` (quotes), :mod:`.execution`
-(fill maths), :mod:`.ledger` (positions and cash) are pure; :mod:`.tables`
+(fill maths), :mod:`.ledger` (the account's cash; positions are :mod:`host.trading.positions`) are pure; :mod:`.tables`
 holds its tables in the state database and :mod:`.adapter` ties them together.
 """
 

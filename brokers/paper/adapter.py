@@ -42,11 +42,12 @@ from host.trading.model import (
     Side,
     TimeInForce,
 )
+from host.trading.positions import FLAT, Holding, apply_fill, average_price, exposure, is_increase, unrealised
 from host.trading.states import OrderStatus
 
 from .execution import PaperOrder, commission, match, next_utc_midnight, order_to_report, order_to_request, slippage, slipped_price, trail
 from .feed import CsvReplayFeed, Feed, FeedQuote, RandomWalkFeed, WalkSpec, infer_tick, read_quotes_csv
-from .ledger import FLAT, Balance, Holding, apply_fill, average_price, book, cash, exposure, is_increase, unrealised
+from .ledger import Balance, book, cash
 from .options import CsvFeedOptions, InstrumentSpec, NoSlippage, PaperOptions, conversion_pair
 from host.sqlprep import Delete, Upsert
 

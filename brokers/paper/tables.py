@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
 from host.trading.model import Fill, OrderType, TimeInForce
+from host.trading.positions import Holding
 from host.trading.states import OrderStatus
 
 from .execution import PaperOrder
-from .ledger import Holding
 
 __all__ = [
     "accounts_table",

@@ -41,7 +41,6 @@ from host.trading.errors import (
     error_from_dict,
 )
 from host.trading.model import ErrorInfo, Instrument, OrderChanges, OrderRequest, Position
-from host.trading.positions import unrealised_pnl
 from host.trading.states import OrderStatus
 from host.trading.tokens import RunTokens
 from host.trading.wire import Request, decode_request, describe_validation_error, encode_error, encode_reply, request_id_of
@@ -568,7 +567,7 @@ class Engine:
             mark = self._reference_price(self.adapters[b], instrument) if b in self.adapters else None
             result.append(Position(
                 broker=b, instrument=instrument, quantity=p.quantity, average_price=p.average_price, realised_pnl=p.realised_pnl,
-                unrealised_pnl=ZERO if mark is None else unrealised_pnl(p.quantity, p.average_price, mark), market_price=mark, strategy=strategy,
+                unrealised_pnl=ZERO if mark is None else p.unrealised(mark), market_price=mark, strategy=strategy,
             ).model_dump(mode="json"))
         self._reply(caller, request.id, result)
 

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Dialect, Engine, bindparam, func, or_, select
 
 from host.sqlprep import Prepared, Upsert
 from host.trading.model import Fill, Quote
-from host.trading.positions import apply_fill, unrealised_pnl
+from host.trading.positions import Holding, apply_fill, average_price, unrealised
 from host.trading.states import TERMINAL_STATES
 
 from .records import OrderRecord, day_of, record_from_row, record_to_row
@@ -47,9 +47,33 @@ class TradingDays:
 
 @dataclass
 class StrategyPosition:
+    """One strategy's net position in one instrument at one broker, kept at signed cost (see :mod:`host.trading.positions`)."""
+
     quantity: Decimal = ZERO
-    average_price: Decimal = ZERO
+    """Signed: below zero is short."""
+    cost: Decimal = ZERO
+    """Signed Σ quantity × price of the open units: the average price is derived, so realised P&L stays exact."""
     realised_pnl: Decimal = ZERO
+    """Realised P&L of all its fills, after commissions."""
+
+    @property
+    def holding(self) -> Holding:
+        """The open units as a :class:`Holding` (its ``realised`` left at zero: this position keeps its own, after commissions)."""
+        return Holding(self.quantity, self.cost, ZERO)
+
+    @property
+    def average_price(self) -> Decimal:
+        """Average entry price of the open units; 0 when flat."""
+        return average_price(self.holding)
+
+    def unrealised(self, mark: Decimal) -> Decimal:
+        """P&L of the open units if they were closed at ``mark``."""
+        return unrealised(self.holding, mark)
+
+    @classmethod
+    def at_average(cls, quantity: Decimal, average: Decimal, realised_pnl: Decimal = ZERO) -> StrategyPosition:
+        """A position of ``quantity`` bought (or sold) at ``average``: what a reconciliation, or a row an older version wrote, gives."""
+        return cls(quantity, quantity * average if quantity else ZERO, realised_pnl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +103,7 @@ def mark_positions(
             continue
         mark = prices.get((broker, instrument))
         if mark is not None:
-            total += unrealised_pnl(p.quantity, p.average_price, mark)
+            total += p.unrealised(mark)
         elif brokers is None or broker in brokers:
             unpriced.add((broker, instrument))
     return Marks(total, tuple(sorted(unpriced)))
@@ -144,7 +168,7 @@ class Journal:
             ):
                 self._seq[(strategy, day)] = int(seq)
             for p in conn.execute(select(strategy_positions_table)):
-                self._put_position((p.strategy, p.broker, p.instrument), StrategyPosition(Decimal(p.quantity), Decimal(p.average_price), Decimal(p.realised_pnl)))
+                self._put_position((p.strategy, p.broker, p.instrument), position_from_row(p))
             # Today's realised P&L per strategy, from its fills since the trading day began (two days back covers any day_start).
             for f in conn.execute(select(fills_table.c.strategy, fills_table.c.realised_pnl, fills_table.c.commission, fills_table.c.at).where(fills_table.c.at >= now - 2 * 86400)):
                 if self.trading_day(f.at) == self.day:
@@ -249,7 +273,8 @@ class Journal:
         if position is None:
             position = self._put_position(key, StrategyPosition())
         signed = fill.quantity if record.side.sign > 0 else -fill.quantity
-        position.quantity, position.average_price, realised = apply_fill(position.quantity, position.average_price, signed, fill.price)
+        holding, realised = apply_fill(position.holding, signed, fill.price)
+        position.quantity, position.cost = holding.quantity, holding.cost
         net = (record.broker, record.instrument)
         self._net[net] = self._net.get(net, ZERO) + signed
         self._fill_rows[-1]["realised_pnl"] = str(realised)
@@ -268,7 +293,7 @@ class Journal:
         """Replace a position outright (reconciliation books what the broker holds and no fill explains)."""
         key = (strategy, broker, instrument)
         current = self.positions.get(key) or StrategyPosition()
-        self._put_position(key, StrategyPosition(quantity, average_price if quantity else ZERO, current.realised_pnl))
+        self._put_position(key, StrategyPosition.at_average(quantity, average_price, current.realised_pnl))
         self._dirty_positions.add(key)
 
     def _put_position(self, key: tuple[str, str, str], position: StrategyPosition) -> StrategyPosition:
@@ -347,7 +372,7 @@ class Journal:
             self._fill_rows = []
         if self._dirty_positions:
             sql.positions(conn, [
-                (s, b, i, str(p.quantity), str(p.average_price), str(p.realised_pnl), now)
+                position_values(s, b, i, p, now)
                 for (s, b, i) in self._dirty_positions
                 for p in (self.positions[(s, b, i)],)
             ])
@@ -357,7 +382,29 @@ class Journal:
             self._state_rows.clear()
 
 
+def position_values(strategy: str, broker: str, instrument: str, position: StrategyPosition, now: float) -> tuple[Any, ...]:
+    """The ``strategy_positions`` row of a position, in column order.
+
+    The average price is written too, derived from the cost: the CLI and the
+    reports read it, and an older version reading the database needs it.
+    """
+    values = {
+        "strategy": strategy, "broker": broker, "instrument": instrument, "quantity": str(position.quantity),
+        "average_price": str(position.average_price), "realised_pnl": str(position.realised_pnl), "updated_at": now, "cost": str(position.cost),
+    }
+    return tuple(values[name] for name in _POSITION_COLUMNS)
+
+
+def position_from_row(row: Any) -> StrategyPosition:
+    """A position from its ``strategy_positions`` row; one an older version wrote has no cost: it is derived once from the average price."""
+    quantity, realised = Decimal(row.quantity), Decimal(row.realised_pnl)
+    if row.cost is None:
+        return StrategyPosition.at_average(quantity, Decimal(row.average_price), realised)
+    return StrategyPosition(quantity, Decimal(row.cost), realised)
+
+
 _ORDER_COLUMNS = tuple(c.name for c in orders_table.columns)
+_POSITION_COLUMNS = tuple(c.name for c in strategy_positions_table.columns)
 _FILL_COLUMNS = tuple(c.name for c in fills_table.columns)
 
 

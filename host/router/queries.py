@@ -141,7 +141,9 @@ def positions(
 ) -> list[dict[str, Any]]:
     """Positions by strategy, broker and instrument; ``since`` ≤ updated_at < ``until``; flat ones only if asked."""
     table = strategy_positions_table
-    statement = select(table).order_by(table.c.strategy, table.c.broker, table.c.instrument)
+    # ``cost`` is the journal's own bookkeeping (readers get the average price), and a database the
+    # router has not opened since it was added lacks it: read every column but that one.
+    statement = select(*(c for c in table.columns if c.name != "cost")).order_by(table.c.strategy, table.c.broker, table.c.instrument)
     if strategy is not None:
         statement = statement.where(table.c.strategy == strategy)
     if since is not None:

@@ -85,9 +85,12 @@ strategy_positions_table = Table(
     Column("broker", String(64), primary_key=True),
     Column("instrument", String(64), primary_key=True),
     Column("quantity", String(40), nullable=False),
-    Column("average_price", String(40), nullable=False),
+    Column("average_price", String(40), nullable=False),  # cost / quantity, written for readers of the table; the journal reads cost
     Column("realised_pnl", String(40), nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Signed Σ quantity × price of the open units, so realised P&L stays exact; added after the first
+    # release: NULL in a row an older version wrote, whose cost is quantity × average_price.
+    Column("cost", String(40), nullable=True),
     sqlite_with_rowid=False,
 )
 

@@ -104,7 +104,8 @@ def test_positions_follow_average_cost(journal: Journal) -> None:
     buy = new_order(journal, "sma", "r1", Side.BUY, "10", NOW)
     assert execute(journal, buy, "t1", "4", "1.10", at=NOW) == 0
     assert execute(journal, buy, "t2", "6", "1.20", at=NOW) == 0
-    assert journal.positions[("sma", "paper", "EUR_USD")] == StrategyPosition(D("10"), D("1.16"), D("0"))
+    assert journal.positions[("sma", "paper", "EUR_USD")] == StrategyPosition(D("10"), D("11.60"), D("0"))
+    assert journal.positions[("sma", "paper", "EUR_USD")].average_price == D("1.16")
     sell = new_order(journal, "sma", "r2", Side.SELL, "15", NOW)
     # reduce: 4 closed at 1.21 against 1.16
     assert execute(journal, sell, "t3", "4", "1.21", "0.02", at=NOW) == D("0.20")
@@ -148,9 +149,22 @@ def test_net_positions_and_unrealised_match_a_recount(engine: Engine, trades: li
         recount = sum((p.quantity for (s, b, i), p in journal.positions.items() if i == instrument), D(0))
         assert journal.global_position("paper", instrument) == recount
     for strategy in ("a", "b", "EXTERNAL", None):
-        expected = sum(((journal.last_price[(b, i)] - p.average_price) * p.quantity
-                        for (s, b, i), p in journal.positions.items() if strategy in (None, s)), D(0))
+        expected = sum((p.quantity * journal.last_price[(b, i)] - p.cost for (s, b, i), p in journal.positions.items() if strategy in (None, s)), D(0))
         assert journal.unrealised(strategy) == expected
+
+
+def test_realised_pnl_is_exactly_the_cash_pnl_after_adding_at_several_prices(journal: Journal) -> None:
+    """An average price would be 20/13 after 6 @ 1 and 7 @ 2, rounded to 28 digits; the cost keeps it exact."""
+    buy = new_order(journal, "sma", "r1", Side.BUY, "14", NOW)
+    for trade_id, quantity, price in (("t1", "6", "1"), ("t2", "7", "2"), ("t3", "1", "1")):
+        execute(journal, buy, trade_id, quantity, price, at=NOW)
+    position = journal.positions[("sma", "paper", "EUR_USD")]
+    assert (position.quantity, position.cost, position.average_price) == (D(14), D(21), D("1.5"))
+    journal.last_price[("paper", "EUR_USD")] = D(2)
+    assert journal.unrealised("sma") == D(7)
+    sell = new_order(journal, "sma", "r2", Side.SELL, "14", NOW)
+    assert execute(journal, sell, "t4", "14", "2", at=NOW) == D(7)
+    assert position == StrategyPosition(D(0), D(0), D(7))
 
 
 def test_day_pnl_is_realised_after_commission_plus_unrealised(journal: Journal) -> None:
@@ -167,11 +181,11 @@ def test_day_pnl_is_realised_after_commission_plus_unrealised(journal: Journal) 
 
 def test_mark_positions_values_the_priced_and_names_the_unpriced() -> None:
     positions = [
-        (("a", "paper", "EUR_USD"), StrategyPosition(D(10), D("1.1"))),
-        (("b", "fx", "EUR_USD"), StrategyPosition(D(-5), D("1.2"))),
-        (("b", "fx", "DE30_EUR"), StrategyPosition(D(2), D(100))),
-        (("EXTERNAL", "fx", "DE30_EUR"), StrategyPosition(D(-1), D(90))),  # the same instrument is named once
-        (("a", "paper", "USD_JPY"), StrategyPosition(D(0), D(0))),  # flat: nothing to price
+        (("a", "paper", "EUR_USD"), StrategyPosition.at_average(D(10), D("1.1"))),
+        (("b", "fx", "EUR_USD"), StrategyPosition.at_average(D(-5), D("1.2"))),
+        (("b", "fx", "DE30_EUR"), StrategyPosition.at_average(D(2), D(100))),
+        (("EXTERNAL", "fx", "DE30_EUR"), StrategyPosition.at_average(D(-1), D(90))),  # the same instrument is named once
+        (("a", "paper", "USD_JPY"), StrategyPosition()),  # flat: nothing to price
     ]
     prices = {("paper", "EUR_USD"): D("1.2"), ("fx", "EUR_USD"): D("1.3")}
     # 10 × (1.2 − 1.1) + (−5) × (1.3 − 1.2); DE30_EUR at fx has no price: unknown, not zero.
@@ -270,8 +284,8 @@ def test_flush_writes_orders_fills_positions_and_state(engine: Engine, journal: 
     assert set(fills) == {"t1", "t2", "t3"}
     assert (fills["t2"].client_order_id, fills["t2"].side, fills["t2"].realised_pnl, fills["t2"].at) == (records["r2"].client_order_id, "SELL", "0.20", NOW + 3)
     assert fills["t1"].realised_pnl == "0"
-    positions = {(p.strategy, p.instrument): (p.quantity, p.average_price, p.realised_pnl, p.updated_at) for p in rows(engine, strategy_positions_table)}
-    assert positions == {("sma", "EUR_USD"): ("2", "1.10", "0.16", NOW + 10), ("rev", "EUR_USD"): ("-5", "1.2", "0", NOW + 10)}
+    positions = {(p.strategy, p.instrument): (p.quantity, p.average_price, p.realised_pnl, p.updated_at, p.cost) for p in rows(engine, strategy_positions_table)}
+    assert positions == {("sma", "EUR_USD"): ("2", "1.10", "0.16", NOW + 10, "2.20"), ("rev", "EUR_USD"): ("-5", "1.2", "0", NOW + 10, "-6.0")}
     assert [(s.key, s.value) for s in rows(engine, router_state_table)] == [("halted", '{"halted": false}')]
 
 
