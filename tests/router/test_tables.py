@@ -28,15 +28,15 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     made.dispose()
 
 
-def old_orders_table() -> tuple[MetaData, Table]:
-    """The orders table as the release before trailing stops created it."""
+def table_without(table: Table, column: str) -> tuple[MetaData, Table]:
+    """``table`` as a release before ``column`` was added created it."""
     old = MetaData()
-    columns = [Column(c.name, c.type, nullable=c.nullable, primary_key=c.primary_key) for c in orders_table.columns if c.name != "trailing_stop"]
-    return old, Table("orders", old, *columns, sqlite_with_rowid=False)
+    columns = [Column(c.name, c.type, nullable=c.nullable, primary_key=c.primary_key) for c in table.columns if c.name != column]
+    return old, Table(table.name, old, *columns, sqlite_with_rowid=False)
 
 
 def test_an_old_orders_table_gains_the_trailing_stop_column_and_keeps_its_rows(engine: Engine) -> None:
-    old, table = old_orders_table()
+    old, table = table_without(orders_table, "trailing_stop")
     old.create_all(engine)
     row = {k: v for k, v in record_to_row(make_record()).items() if k != "trailing_stop"}
     with engine.begin() as conn:
@@ -64,15 +64,8 @@ def test_an_old_orders_table_gains_the_trailing_stop_column_and_keeps_its_rows(e
     assert add_missing_columns(engine, metadata) == []  # nothing left to add; running again is harmless
 
 
-def old_positions_table() -> tuple[MetaData, Table]:
-    """The strategy_positions table as the releases that kept an average price created it."""
-    old = MetaData()
-    columns = [Column(c.name, c.type, nullable=c.nullable, primary_key=c.primary_key) for c in strategy_positions_table.columns if c.name != "cost"]
-    return old, Table("strategy_positions", old, *columns, sqlite_with_rowid=False)
-
-
 def test_an_old_positions_table_gains_the_cost_column_and_old_rows_derive_it_from_the_average(engine: Engine) -> None:
-    old, table = old_positions_table()
+    old, table = table_without(strategy_positions_table, "cost")  # the releases that kept an average price
     old.create_all(engine)
     rows = [
         {"strategy": "sma", "broker": "paper", "instrument": "EUR_USD", "quantity": "-4", "average_price": "1.0825", "realised_pnl": "1.5", "updated_at": 1.0},
