@@ -111,10 +111,13 @@ async def test_an_order_tws_took_despite_an_unclassified_error_is_found_by_looku
     done = await router.call("order.wait", {"client_order_id": cid, "timeout": 5})
     assert done["status"] == "FILLED" and len(done["fills"]) == 1
     assert len(fake.messages(PLACE_ORDER)) == 1
-    unknown, lookup = router.broker_calls(cid)[:2]
+    unknown, *later = router.broker_calls(cid)
     assert (unknown["call"], unknown["outcome"]) == ("submit", "unknown") and f"IB error {UNCLASSIFIED}" in unknown["error"]
-    # The lookup's re-read of TWS's orders may push the change before the lookup answers: either way it found the order.
-    assert (lookup["call"], lookup["response"]["status"], lookup["transition"][1]) == ("lookup", "ACCEPTED", "ACCEPTED")
+    # TWS's own status for the order may reach the router before the first lookup is due, or while it runs:
+    # either way the order is found, and every lookup that answered found it working or filled.
+    lookups = [call for call in later if call["call"] == "lookup"]
+    assert all(call["response"]["status"] in ("ACCEPTED", "FILLED") for call in lookups), lookups
+    assert [call["call"] for call in later if call["call"] != "lookup"] == []  # nothing but lookups: never submitted again
 
 
 async def test_an_order_tws_does_not_have_after_an_unclassified_error_is_rejected_as_never_received(fake: FakeTws, router: Routed) -> None:
