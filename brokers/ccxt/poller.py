@@ -12,12 +12,12 @@ its report emitted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from brokers.tasks import cancel_and_wait
 from host.trading.states import OPEN_STATES, OrderStatus
 
 __all__ = ["Poller", "Seen", "Watched", "WorkingOrders", "needs_report"]
@@ -102,10 +102,7 @@ class Poller:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

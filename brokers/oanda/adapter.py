@@ -11,11 +11,11 @@ pricing stream while it is alive, else from ``GET .../pricing``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from brokers.tasks import cancel_and_wait
 from brokers.base import AdapterOptions, AdapterServices, BrokerAdapter, Capabilities, ExecutionReport, OutcomeUnknown
 from host.errors import ConfigError
 from host.trading.errors import InvalidInstrument, InvalidPrice, InvalidQuantity, NotSupported, OrderNotFound, ServiceUnavailable
@@ -158,13 +158,9 @@ class OandaBroker(BrokerAdapter):
         """Close the streams and the connection pool."""
         if self._resubscribe is not None:
             self._resubscribe.cancel()
-        tasks = [t for t in (self._price_task, self._transaction_task) if t is not None]
+        tasks = (self._price_task, self._transaction_task)
         self._price_task = self._transaction_task = None
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from brokers.tasks import cancel_and_wait
 from brokers.retry import backoff_delays
 from host.trading.errors import TradingError
 
@@ -86,10 +87,7 @@ class LineStream:
             try:
                 await asyncio.wait({session, restart}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (session, restart):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await cancel_and_wait(session, restart)
                 self.connected = False
             if restart.done() and not restart.cancelled():
                 failures = 0

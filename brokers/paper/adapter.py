@@ -14,7 +14,6 @@ iteration, after the call's own answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, select
 
+from brokers.tasks import cancel_and_wait
 from brokers.base import AdapterOptions, AdapterServices, BrokerAdapter, Capabilities, ExecutionReport
 from host.errors import ConfigError
 from host.schema import add_missing_columns
@@ -236,10 +236,7 @@ class PaperBroker(BrokerAdapter):
     async def stop(self) -> None:
         """Stop matching working orders (they stay working, in the database)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         wake = self._wake
