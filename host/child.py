@@ -2,7 +2,7 @@
 
 Everything here happens in the child, right after the fork server forked it:
 own session and process group, death with its parent, the run's pipes on
-fds 1-3, resource limits, a scrubbed environment.
+fds 1-3, resource limits, a scrubbed environment, the Landlock sandbox.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from . import sandbox
 
 __all__ = ["Limits", "STATUS_FD", "confine", "rlimits_for", "set_child_subreaper", "set_dumpable", "set_parent_death_signal"]
 
@@ -74,10 +76,13 @@ def rlimits_for(limits: Limits, *, nofile_hard: int) -> list[tuple[int, tuple[in
     return calls
 
 
-def confine(*, pipes: Sequence[int], parent_pid: int, limits: Limits, cwd: str, env: Mapping[str, str]) -> None:
+def confine(
+    *, pipes: Sequence[int], parent_pid: int, limits: Limits, cwd: str, env: Mapping[str, str], protect: Sequence[str] | None = None,
+) -> None:
     """Turn the current (just forked) process into a confined run process.
 
-    ``pipes`` are the write ends for stdout, stderr and status.
+    ``pipes`` are the write ends for stdout, stderr and status; ``protect``,
+    unless None, the paths the run's Landlock sandbox closes (host/sandbox.py).
     """
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGUSR1):
         signal.signal(signum, signal.SIG_DFL)
@@ -104,6 +109,8 @@ def confine(*, pipes: Sequence[int], parent_pid: int, limits: Limits, cwd: str, 
 
     os.chdir(cwd)
     _replace_environment(env)
+    if protect is not None:
+        sandbox.confine(protect)
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
 
 from host.errors import ConfigError, ScheduleError
 from host.router.config import DEFAULT_BROKERS, BrokerEntry, RouterConfig
@@ -83,6 +84,17 @@ class HostConfig(BaseModel):
     """Finished runs and events older than this are deleted; 0 keeps everything."""
     shutdown_timeout: float = Field(default=30.0, gt=0)
     """Extra seconds, beyond the largest grace, the whole host may take to stop."""
+    sandbox: bool = True
+    """Confine run processes with Landlock where the kernel has it (host/sandbox.py)."""
+    protect: list[Path] = Field(default_factory=list)
+    """More paths run processes may not touch, on top of state/ and the database."""
+
+    @field_validator("protect", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list of path strings, got {value!r}")
+        return [cls._path(item) for item in value]
 
     @field_validator("strategies_dir", "state_dir", mode="before")
     @classmethod
@@ -136,6 +148,18 @@ class Config:
     @property
     def database_url(self) -> str:
         return self.host.database or f"sqlite:///{self.host.state_dir / 'tradehost.db'}"
+
+    @property
+    def protected_paths(self) -> list[Path]:
+        """What run processes may not touch: state/, a SQLite database kept elsewhere (with its journals),
+        a router key file kept elsewhere, and ``[host] protect``."""
+        paths = [self.host.state_dir]
+        database = sqlite_file(self.database_url)
+        if database is not None:
+            paths += [database, *(database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+        if self.router.key_file is not None:
+            paths.append(Path(os.path.abspath(self.path.parent / self.router.key_file)))
+        return [*paths, *self.host.protect]
 
     @property
     def logs_dir(self) -> Path:
@@ -383,6 +407,7 @@ def parse_config(text: str, path: Path) -> Config:
     host = host.model_copy(update={
         "strategies_dir": Path(os.path.abspath(base / host.strategies_dir)),
         "state_dir": Path(os.path.abspath(base / host.state_dir)),
+        "protect": [Path(os.path.abspath(base / p)) for p in host.protect],
     })
 
     defaults = dict(data.get("defaults", {}))
@@ -467,6 +492,15 @@ def _validate_settings(
             parse_schedule(settings.schedule, settings.timezone)
         except ScheduleError as error:
             raise fail((*prefix, "schedule" if "schedule" in table else "timezone"), str(error)) from None
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL (absolute, as this process would open it); None for any other (pure)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(os.path.abspath(database))
 
 
 def load_config(path: Path | None = None) -> Config:

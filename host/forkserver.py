@@ -93,7 +93,7 @@ def _child(sock: socket.socket, request: dict[str, Any], fds: list[int], wakeup:
         sock.detach()
         for fd in wakeup:
             os.close(fd)
-        confine(pipes=fds, parent_pid=request["_parent"], limits=Limits.from_request(request.get("limits", {})), cwd=request["cwd"], env=request["env"])
+        confine(pipes=fds, parent_pid=request["_parent"], limits=Limits.from_request(request.get("limits", {})), cwd=request["cwd"], env=request["env"], protect=request.get("protect"))
         code = runner.run_target(request)
     except BaseException:
         try:

@@ -23,6 +23,7 @@ from typing import Any
 import zmq.asyncio
 
 from . import proctable
+from . import sandbox
 from .child import set_child_subreaper, set_dumpable
 from .config import Config, load_config
 from .errors import ConfigError, ControlError, StrategyFileError
@@ -181,6 +182,7 @@ class Supervisor:
         self._started = True
         self.notifier.ready(self._status_text())
         log.info("supervisor ready: %d strategies, pid %d, fork server pid %s", len(self.runtimes), os.getpid(), self.launcher.pid)
+        self._report_sandbox()
 
     def _start_router(self) -> None:
         """Start the broker router (or, if another machine runs it, read the token key we share with it)."""
@@ -204,6 +206,13 @@ class Supervisor:
         if not self._shutdown.is_set():
             log.info("shutdown requested")
             self._shutdown.set()
+
+    def _report_sandbox(self) -> None:
+        if not self.config.host.sandbox:
+            log.warning("strategy sandbox: off ([host] sandbox = false); strategies can read and write state/ and signal the host")
+            return
+        version = sandbox.abi()
+        (log.info if version else log.warning)("strategy sandbox: %s", sandbox.describe(version))
 
     def _base_environment(self) -> dict[str, str]:
         """What every run's environment starts from; computed once, not on each launch."""
@@ -468,6 +477,7 @@ class Supervisor:
             "limits": {"cpu_time": settings.cpu_time, "open_files": settings.open_files},
             "cwd": str(self.config.path.parent),
             "env": env,
+            "protect": [str(path) for path in self.config.protected_paths] if self.config.host.sandbox else None,
         }
 
     # -- after a run ---------------------------------------------------------

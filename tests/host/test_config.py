@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings as hyp_settings, strategies as st
 
-from host.config import DEFAULT_SCRUB_ENV, Config, HostConfig, load_config, locate_key, parse_config
+from host.config import DEFAULT_SCRUB_ENV, Config, HostConfig, load_config, locate_key, parse_config, sqlite_file
 from host.errors import ConfigError, ScheduleError
 
 SPEC_SCRUB_ENV = [
@@ -570,3 +570,44 @@ def test_several_accounts_of_one_broker_type_side_by_side(tmp_path: Path) -> Non
     practice, live = config.brokers["fx_practice"].options, config.brokers["fx_live"].options
     assert (practice.environment, practice.account_id) == ("practice", "101-004-1234567-001")
     assert (live.environment, live.allow_live, live.base_url) == ("live", True, "http://127.0.0.1:9")
+
+
+def test_runs_are_sandboxed_by_default_and_state_is_what_they_may_not_touch() -> None:
+    config = parse_config("", Path("/srv/app/supervisor.toml"))
+    assert config.host.sandbox is True
+    assert config.protected_paths == [Path("/srv/app/state"), *(Path("/srv/app/state/tradehost.db" + s) for s in ("", "-wal", "-shm", "-journal"))]
+
+
+def test_protect_adds_paths_resolved_like_the_others_and_a_database_or_key_kept_elsewhere_is_protected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/trader")
+    config = parse_config(textwrap.dedent("""
+        [host]
+        sandbox = false
+        protect = ["~/.ssh", "secrets"]
+        database = "sqlite:////var/lib/th/state.db"
+        [router]
+        key_file = "keys/router.key"
+    """), Path("/srv/app/supervisor.toml"))
+    assert config.host.sandbox is False
+    assert config.protected_paths == [
+        Path("/srv/app/state"), Path("/var/lib/th/state.db"), Path("/var/lib/th/state.db-wal"), Path("/var/lib/th/state.db-shm"),
+        Path("/var/lib/th/state.db-journal"), Path("/srv/app/keys/router.key"), Path("/home/trader/.ssh"), Path("/srv/app/secrets"),
+    ]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('protect = "secrets"', "host.protect: expected a list of path strings, got 'secrets'"),
+    ('protect = ["ok", 3]', "host.protect: expected a path string, got 3"),
+    ('protect = [" "]', "host.protect: must not be empty"),
+    ('sandbox = "yes"', "host.sandbox: Input should be a valid boolean"),
+])
+def test_bad_sandbox_settings_are_named(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(f"[host]\n{text}\n", Path("/srv/app/supervisor.toml"))
+
+
+def test_sqlite_file_of_a_url() -> None:
+    assert sqlite_file("sqlite:////var/x.db") == Path("/var/x.db")
+    assert sqlite_file("sqlite:///rel.db") == Path(os.path.abspath("rel.db"))
+    assert sqlite_file("sqlite://") is None and sqlite_file("sqlite:///:memory:") is None
+    assert sqlite_file("postgresql://u@db/th") is None

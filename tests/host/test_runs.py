@@ -189,20 +189,21 @@ def test_flooding_the_run_channel_costs_the_supervisor_little(host: Host) -> Non
     assert supervisor.memory_info().rss - before < 200 * 1024 * 1024
 
 
+def fork_server(host: Host) -> psutil.Process:
+    supervisor = psutil.Process(host.process.pid)
+    return [p for p in supervisor.children() if "host.forkserver" in " ".join(p.cmdline())][0]
+
+
 def test_a_stopped_fork_server_is_replaced(host: Host) -> None:
     host.write_strategy("ticker", """
         SCHEDULE = "* * * * * *"
         def run(ctx):
             pass
     """)
-    host.write_strategy("freezer", """
-        def run(ctx):
-            import os, signal
-            os.kill(os.getppid(), signal.SIGSTOP)   # the parent of a run is the fork server
-    """)
     host.start()
     host.finished_runs("ticker", 1)
-    host.cli("trigger", "freezer")
+    # From outside: a run's sandbox keeps strategies from signalling the fork server (tests/host/test_sandbox.py).
+    fork_server(host).suspend()
     time.sleep(1)
     assert "not answered" not in host.stderr()
     wait_for(lambda: "has not answered" in host.stderr() or "has not started run" in host.stderr(), 15, message="the frozen fork server to be noticed")
@@ -225,7 +226,7 @@ def test_a_killed_fork_server_takes_every_descendant_with_it(host: Host) -> None
     supervisor = psutil.Process(host.process.pid)
     wait_for(lambda: len([p for p in supervisor.children(recursive=True) if p.name() == "sleep"]) == 2, 5, message="the sleeps")
     sleepers = [p for p in supervisor.children(recursive=True) if p.name() == "sleep"]
-    server = [p for p in supervisor.children() if "host.forkserver" in " ".join(p.cmdline())][0]
+    server = fork_server(host)
     server.kill()
     wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in sleepers), 10, message="the descendants to die")
     host.wait_state("parent", "running", timeout=15)
@@ -250,10 +251,9 @@ def test_a_double_forked_escapee_is_swept_while_its_run_goes_on(host: Host) -> N
     """)
     host.start()
     host.wait_state("sneaky", "running")
-    supervisor = psutil.Process(host.process.pid)
 
     def escapees() -> list[psutil.Process]:
-        server = [p for p in supervisor.children() if "host.forkserver" in " ".join(p.cmdline())][0]
+        server = fork_server(host)
         run_pid = host.status()["sneaky"]["pid"]
         return [p for p in server.children() if p.pid != run_pid]
 

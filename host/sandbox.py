@@ -1,0 +1,217 @@
+"""Keep run processes out of the host's state with Landlock (Linux 5.13 and later).
+
+Before any strategy code runs, a run process gives up:
+
+- every access to the protected paths: ``state/`` (the database, the credential
+  and router keys, the logs, the lock files) and whatever ``[host] protect``
+  adds. Connecting to a socket there still works (Landlock does not govern
+  ``connect``), so ctx still reaches the router and the supervisor;
+- creating, changing or removing anything directly in the folders that contain
+  a protected path, up to ``/`` (the project folder itself, among them). They can
+  still be listed, and everything else in them is as open as before;
+- with Landlock ABI 6 (Linux 6.12): sending a signal to any process outside its
+  own sandbox (the supervisor, the router, other runs) and connecting to an
+  abstract UNIX socket made outside it.
+
+Landlock has no "deny" rule and a grant covers a whole tree, so the sandbox is
+built the other way round: full access to every entry beside each protected
+path and beside each folder above it, listing only for those folders. What a
+kernel's ABI lacks is left out, never guessed; a kernel without Landlock runs
+strategies unconfined (the supervisor says so when it starts).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+__all__ = ["Entry", "Grant", "Reach", "SandboxError", "abi", "confine", "describe", "plan"]
+
+# The same numbers on every architecture (generic syscall table, Linux 5.13).
+_SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
+_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH = 1
+_PR_SET_NO_NEW_PRIVS = 38
+
+_EXECUTE, _WRITE_FILE, _READ_FILE, _READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+_ABI1 = (1 << 13) - 1  # EXECUTE … MAKE_SYM
+_REFER, _TRUNCATE, _IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+_FILE_RIGHTS = _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE | _IOCTL_DEV
+"""The rights a rule on a file (not a folder) may carry."""
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class SandboxError(OSError):
+    """The kernel refused to set up a sandbox it said it supports."""
+
+
+class Reach(enum.Enum):
+    """How much of a path a grant opens."""
+
+    TREE = "tree"
+    """Everything in and beneath a folder."""
+    FILE = "file"
+    """Reading, writing and running one file."""
+    LIST = "list"
+    """Listing a folder (and the folders beneath it), nothing else."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A folder's entry as :func:`plan` needs it: its path, whether it is a folder, and a symlink's real target."""
+
+    path: str
+    is_dir: bool
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    path: str
+    reach: Reach
+
+
+# ---------------------------------------------------------------- pure: what to grant
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    parent = os.path.dirname(path)
+    while True:
+        yield parent
+        if parent == "/":
+            return
+        parent = os.path.dirname(parent)
+
+
+def plan(protected: Iterable[str], entries: Callable[[str], Iterable[Entry]]) -> list[Grant]:
+    """The grants that open everything but ``protected`` (absolute, real paths), given each folder's entries.
+
+    A protected path inside another protected path adds nothing; one that does
+    not exist yet still keeps its folder closed to writes. A symlink is granted
+    as its target, unless that target is protected or above a protected path.
+    """
+    paths = sorted({os.path.normpath(p) for p in protected})
+    roots = [p for p in paths if not any(q != p and _inside(p, q) for q in paths)]
+    above = {a for p in roots for a in _ancestors(p)}
+
+    def closed(path: str) -> bool:
+        return path in above or any(_inside(path, root) for root in roots)
+
+    grants: list[Grant] = []
+    for folder in sorted(above):
+        grants.append(Grant(folder, Reach.LIST))
+        for entry in entries(folder):
+            real = entry.target or entry.path
+            if closed(entry.path) or closed(real):
+                continue
+            grants.append(Grant(real, Reach.TREE if entry.is_dir else Reach.FILE))
+    return grants
+
+
+def describe(version: int) -> str:
+    """One line on what a sandbox with this Landlock ABI keeps strategies from (pure)."""
+    if version <= 0:
+        return "off: this kernel has no Landlock; strategies can read and write state/ and signal the host"
+    what = "state/ closed to strategies"
+    if version >= 6:
+        what += ", no signals outside their own run"
+    return f"Landlock ABI {version}: {what}"
+
+
+# ---------------------------------------------------------------- the kernel
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def abi() -> int:
+    """The kernel's Landlock ABI version; 0 when it has none (or it is disabled)."""
+    version = _libc.syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION))
+    return max(int(version), 0)
+
+
+def _handled(version: int) -> int:
+    rights = _ABI1
+    if version >= 2:
+        rights |= _REFER
+    if version >= 3:
+        rights |= _TRUNCATE
+    if version >= 5:
+        rights |= _IOCTL_DEV
+    return rights
+
+
+def _real_entries(folder: str) -> Iterator[Entry]:
+    try:
+        listing = list(os.scandir(folder))
+    except OSError:
+        return  # a folder we may pass through but not read: nothing in it to grant
+    for item in listing:
+        try:
+            if item.is_symlink():
+                target = os.path.realpath(item.path)
+                if not os.path.exists(target):
+                    continue
+                yield Entry(item.path, os.path.isdir(target), target)
+            else:
+                yield Entry(item.path, item.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+
+
+def _fail(what: str) -> SandboxError:
+    errno = ctypes.get_errno()
+    return SandboxError(errno, f"{what} failed: {os.strerror(errno)}")
+
+
+def confine(protected: Iterable[str], *, version: int | None = None) -> int:
+    """Sandbox the calling process (and all it starts) for good; return the ABI used, 0 if none.
+
+    Call it in a freshly forked, single-threaded child: Landlock binds the
+    calling thread and its future children.
+    """
+    version = abi() if version is None else version
+    if version <= 0:
+        return 0
+    handled = _handled(version)
+    attr = _RulesetAttr(handled, 0, _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if version >= 6 else 0)
+    size = ctypes.sizeof(_RulesetAttr) if version >= 6 else 16 if version >= 4 else 8
+    ruleset = _libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        raise _fail("landlock_create_ruleset")
+    try:
+        for grant in plan([os.path.realpath(p) for p in protected], _real_entries):
+            allowed = {Reach.TREE: handled, Reach.FILE: handled & _FILE_RIGHTS, Reach.LIST: _READ_DIR}[grant.reach]
+            try:
+                fd = os.open(grant.path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue  # gone since it was listed: nothing to grant
+            try:
+                rule = _PathBeneathAttr(allowed, fd)
+                if _libc.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
+                    raise _fail(f"landlock_add_rule on {grant.path}")
+            finally:
+                os.close(fd)
+        if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise _fail("prctl(PR_SET_NO_NEW_PRIVS)")
+        if _libc.syscall(_SYS_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+            raise _fail("landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+    return version

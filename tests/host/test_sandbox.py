@@ -1,0 +1,226 @@
+"""The run sandbox: what it grants (pure), what a confined process can do (a real fork), and a real host."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pytest
+
+from host import sandbox
+from host.sandbox import Entry, Grant, Reach, plan
+from tests.host.conftest import Host, wait_for
+
+LANDLOCK = sandbox.abi()
+needs_landlock = pytest.mark.skipif(LANDLOCK == 0, reason="this kernel has no Landlock")
+
+# ---------------------------------------------------------------- plan (pure)
+
+TREE = {
+    "/": [Entry("/etc", True), Entry("/srv", True), Entry("/bin", True, "/usr/bin"), Entry("/usr", True), Entry("/vmlinuz", False)],
+    "/srv": [Entry("/srv/app", True), Entry("/srv/other", True), Entry("/srv/notes.txt", False)],
+    "/srv/app": [
+        Entry("/srv/app/state", True),
+        Entry("/srv/app/strategies", True),
+        Entry("/srv/app/supervisor.toml", False),
+        Entry("/srv/app/key-link", False, "/srv/app/state/credentials.key"),
+        Entry("/srv/app/up", True, "/srv"),
+        Entry("/srv/app/data", True, "/srv/other/data"),
+    ],
+}
+
+
+def entries(folder: str) -> Iterable[Entry]:
+    return TREE.get(folder, [])
+
+
+def test_everything_beside_the_protected_path_and_its_folders_is_granted_and_the_folders_only_listed() -> None:
+    grants = plan(["/srv/app/state"], entries)
+    assert [g for g in grants if g.reach is Reach.LIST] == [Grant("/", Reach.LIST), Grant("/srv", Reach.LIST), Grant("/srv/app", Reach.LIST)]
+    granted = {g.path: g.reach for g in grants if g.reach is not Reach.LIST}
+    assert granted["/etc"] is Reach.TREE and granted["/srv/other"] is Reach.TREE and granted["/srv/app/strategies"] is Reach.TREE
+    assert granted["/vmlinuz"] is Reach.FILE and granted["/srv/notes.txt"] is Reach.FILE and granted["/srv/app/supervisor.toml"] is Reach.FILE
+    assert "/srv/app/state" not in granted
+
+
+def test_a_symlink_is_granted_as_its_target_unless_that_leads_into_or_above_the_protected_path() -> None:
+    granted = {g.path for g in plan(["/srv/app/state"], entries) if g.reach is not Reach.LIST}
+    assert "/usr/bin" in granted and "/srv/other/data" in granted
+    assert not any(p.startswith("/srv/app/state") for p in granted), "a link into state/ opens nothing"
+    assert "/srv" not in granted, "a link to a folder above state/ would open state/ with it"
+    assert "/srv/app/key-link" not in granted
+
+
+def test_a_protected_path_inside_another_adds_nothing_and_a_missing_one_still_closes_its_folder() -> None:
+    assert plan(["/srv/app/state", "/srv/app/state/logs"], entries) == plan(["/srv/app/state"], entries)
+    grants = plan(["/srv/app/state", "/srv/app/not-there-yet.db"], entries)
+    assert grants == plan(["/srv/app/state"], entries), "the folder was closed to writes already"
+    alone = plan(["/srv/other/secret.db"], entries)
+    assert Grant("/srv/other", Reach.LIST) in alone and Grant("/srv/app", Reach.TREE) in alone
+
+
+def test_two_protected_paths_in_different_folders_close_both() -> None:
+    grants = plan(["/srv/app/state", "/etc/secret"], entries)
+    granted = {g.path for g in grants if g.reach is not Reach.LIST}
+    assert "/etc" not in granted and "/srv/app/state" not in granted
+    assert Grant("/etc", Reach.LIST) in grants
+
+
+def test_describe_says_what_is_in_force() -> None:
+    assert sandbox.describe(0).startswith("off: this kernel has no Landlock")
+    assert sandbox.describe(3) == "Landlock ABI 3: state/ closed to strategies"
+    assert sandbox.describe(6) == "Landlock ABI 6: state/ closed to strategies, no signals outside their own run"
+
+
+# ---------------------------------------------------------------- a real confined process
+
+PROBES = {
+    "read_state": lambda p: open(p["state"] / "secret").read(),
+    "write_state": lambda p: open(p["state"] / "new", "w").write("x"),
+    "list_state": lambda p: sorted(os.listdir(p["state"])),
+    "read_data": lambda p: open(p["data"] / "prices.csv").read(),
+    "write_data": lambda p: open(p["data"] / "out.csv", "w").write("x"),
+    "write_project": lambda p: open(p["project"] / "stray.txt", "w").write("x"),
+    "read_project": lambda p: open(p["project"] / "supervisor.toml").read(),
+    "connect_state_socket": lambda p: socket.socket(socket.AF_UNIX).connect(str(p["state"] / "s.sock")),
+    "signal_parent": lambda p: os.kill(p["parent"], 0),
+    "signal_self": lambda p: os.kill(os.getpid(), 0),
+}
+
+
+def _probe_confined(project: Path, protect: list[str], version: int | None = None) -> dict[str, str]:
+    """Fork, confine, try every probe; return each probe's outcome ('ok' or the exception's name)."""
+    paths = {"project": project, "state": project / "state", "data": project / "data", "parent": os.getpid()}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read)
+        results: dict[str, str] = {}
+        try:
+            results["abi"] = str(sandbox.confine(protect, version=version))
+            for name, probe in PROBES.items():
+                try:
+                    probe(paths)
+                    results[name] = "ok"
+                except OSError as exc:
+                    results[name] = type(exc).__name__
+        except BaseException as exc:
+            results["error"] = repr(exc)
+        os.write(write, json.dumps(results).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        output = pipe.read()
+    os.waitpid(pid, 0)
+    return json.loads(output)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Path]:
+    root = Path(os.path.realpath(tmp_path))
+    (root / "state").mkdir()
+    (root / "state" / "secret").write_text("key")
+    (root / "data").mkdir()
+    (root / "data" / "prices.csv").write_text("1.1")
+    (root / "supervisor.toml").write_text("")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(root / "state" / "s.sock"))
+    server.listen()
+    yield root
+    server.close()
+
+
+@needs_landlock
+def test_a_confined_process_cannot_open_state_or_write_beside_it_but_reaches_everything_else(project: Path) -> None:
+    results = _probe_confined(project, [str(project / "state")])
+    assert "error" not in results, results
+    assert results["read_state"] == "PermissionError" and results["write_state"] == "PermissionError"
+    assert results["write_project"] == "PermissionError", "the folder holding state/ takes no new files"
+    assert results["list_state"] == "ok" and results["read_project"] == "ok"
+    assert results["read_data"] == "ok" and results["write_data"] == "ok"
+    assert results["connect_state_socket"] == "ok", "ctx reaches the router through a socket in state/"
+    assert results["signal_self"] == "ok"
+    if LANDLOCK >= 6:
+        assert results["signal_parent"] == "PermissionError"
+    assert not (project / "state" / "new").exists() and not (project / "stray.txt").exists()
+
+
+@needs_landlock
+def test_an_older_abi_is_used_as_far_as_it_goes(project: Path) -> None:
+    results = _probe_confined(project, [str(project / "state")], version=1)
+    assert results["abi"] == "1"
+    assert results["read_state"] == "PermissionError" and results["read_data"] == "ok"
+    assert results["signal_parent"] == "ok", "ABI 1 has no signal scoping"
+
+
+def test_without_landlock_nothing_is_confined(project: Path) -> None:
+    results = _probe_confined(project, [str(project / "state")], version=0)
+    assert results["abi"] == "0" and results["read_state"] == "ok" and results["write_project"] == "ok"
+
+
+# ---------------------------------------------------------------- a real host
+
+SNOOP = """
+    SCHEDULE = "@continuous"
+    import json, os, signal, sqlite3, time
+    def run(ctx):
+        found = {}
+        def attempt(name, action):
+            try:
+                action()
+                found[name] = "ok"
+            except (OSError, sqlite3.Error) as exc:
+                found[name] = type(exc).__name__
+        state = os.path.join(os.getcwd(), "state")
+        attempt("read_database", lambda: open(os.path.join(state, "tradehost.db"), "rb").read(16))
+        attempt("sqlite_database", lambda: sqlite3.connect(os.path.join(state, "tradehost.db")).execute("SELECT count(*) FROM runs").fetchone())
+        attempt("write_state", lambda: open(os.path.join(state, "planted.key"), "w").write("x"))
+        attempt("read_outside", lambda: open(os.path.join(os.getcwd(), "data", "in.txt")).read())
+        attempt("write_outside", lambda: open(os.path.join(os.getcwd(), "data", "out.txt"), "w").write("x"))
+        attempt("stop_fork_server", lambda: os.kill(os.getppid(), signal.SIGSTOP))
+        supervisor = int(open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()[1])  # the fork server's parent
+        attempt("signal_supervisor", lambda: os.kill(supervisor, 0))
+        ctx.state["seen"] = 1
+        found["ctx_state"] = ctx.state["seen"]
+        print("FOUND " + json.dumps(found, sort_keys=True), flush=True)
+        while not ctx.sleep(1):
+            pass
+"""
+
+
+def _found(host: Host, name: str) -> dict[str, object]:
+    line = wait_for(lambda: next((l for l in host.log(name).splitlines() if "FOUND " in l), None), 15, message=f"{name} to report")
+    return json.loads(line.split("FOUND ", 1)[1])
+
+
+@needs_landlock
+def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_works(host: Host) -> None:
+    (host.root / "data").mkdir()
+    (host.root / "data" / "in.txt").write_text("prices")
+    host.write_strategy("snoop", SNOOP)
+    host.start()
+    found = _found(host, "snoop")
+    assert found["read_database"] == "PermissionError" and found["sqlite_database"] == "OperationalError"
+    assert found["write_state"] == "PermissionError" and not (host.state / "planted.key").exists()
+    assert found["read_outside"] == "ok" and found["write_outside"] == "ok"
+    assert found["ctx_state"] == 1, "the run channel's socket in state/ is still reachable"
+    if LANDLOCK >= 6:
+        assert found["stop_fork_server"] == "PermissionError" and found["signal_supervisor"] == "PermissionError"
+    assert host.status()["snoop"]["state"] == "running"
+    assert "strategy sandbox: Landlock ABI" in host.stderr()
+    host.stop()
+
+
+def test_sandbox_false_leaves_runs_unconfined(host: Host) -> None:
+    host.write_config('[host]\nwatch_interval = 0.1\ndebounce = 0.2\nsandbox = false\n[router]\nenabled = false\n')
+    (host.root / "data").mkdir()
+    (host.root / "data" / "in.txt").write_text("prices")
+    host.write_strategy("snoop", SNOOP.replace("signal.SIGSTOP", "0"))
+    host.start()
+    found = _found(host, "snoop")
+    assert found["read_database"] == "ok" and found["write_state"] == "ok"
+    assert "strategy sandbox: off ([host] sandbox = false)" in host.stderr()
+    host.stop()
