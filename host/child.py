@@ -77,12 +77,12 @@ def rlimits_for(limits: Limits, *, nofile_hard: int) -> list[tuple[int, tuple[in
 
 
 def confine(
-    *, pipes: Sequence[int], parent_pid: int, limits: Limits, cwd: str, env: Mapping[str, str], protect: Sequence[str] | None = None,
+    *, pipes: Sequence[int], parent_pid: int, limits: Limits, cwd: str, env: Mapping[str, str], ruleset: int | None = None,
 ) -> None:
     """Turn the current (just forked) process into a confined run process.
 
-    ``pipes`` are the write ends for stdout, stderr and status; ``protect``,
-    unless None, the paths the run's Landlock sandbox closes (host/sandbox.py).
+    ``pipes`` are the write ends for stdout, stderr and status; ``ruleset``,
+    unless None, the Landlock ruleset of the run's sandbox (host/sandbox.py).
     """
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGUSR1):
         signal.signal(signum, signal.SIG_DFL)
@@ -101,6 +101,8 @@ def confine(
     os.dup2(stdout_w, 1)
     os.dup2(stderr_w, 2)
     os.dup2(status_w, STATUS_FD)
+    if ruleset is not None:
+        sandbox.restrict(ruleset)
     os.closerange(STATUS_FD + 1, _max_fd())
 
     _, nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -109,8 +111,6 @@ def confine(
 
     os.chdir(cwd)
     _replace_environment(env)
-    if protect is not None:
-        sandbox.confine(protect)
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True)

@@ -94,7 +94,10 @@ class HostConfig(BaseModel):
     def _paths(cls, value: Any) -> Any:
         if not isinstance(value, list):
             raise ValueError(f"expected a list of path strings, got {value!r}")
-        return [cls._path(item) for item in value]
+        paths = [cls._path(item) for item in value]
+        if any(str(path).strip() == "/" for path in paths):
+            raise ValueError("'/' would leave runs nothing at all; name the folders to protect")
+        return paths
 
     @field_validator("strategies_dir", "state_dir", mode="before")
     @classmethod
@@ -151,9 +154,9 @@ class Config:
 
     @property
     def protected_paths(self) -> list[Path]:
-        """What run processes may not touch: state/, a SQLite database kept elsewhere (with its journals),
-        a router key file kept elsewhere, and ``[host] protect``."""
-        paths = [self.host.state_dir]
+        """What run processes may not touch: state/, this config file, a SQLite database kept elsewhere
+        (with its journals), a router key file kept elsewhere, and ``[host] protect``."""
+        paths = [self.host.state_dir, self.path]  # the config too: a run that could rewrite it could reload itself out of the sandbox
         database = sqlite_file(self.database_url)
         if database is not None:
             paths += [database, *(database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]

@@ -45,7 +45,7 @@ import traceback
 from collections import deque
 from typing import Any
 
-from . import runner
+from . import runner, sandbox
 from .child import Limits, confine, set_child_subreaper, set_parent_death_signal
 
 __all__ = ["main"]
@@ -87,13 +87,13 @@ def _preload(modules: list[str]) -> list[str]:
     return errors
 
 
-def _child(sock: socket.socket, request: dict[str, Any], fds: list[int], wakeup: tuple[int, int]) -> None:
+def _child(sock: socket.socket, request: dict[str, Any], fds: list[int], wakeup: tuple[int, int], ruleset: int | None) -> None:
     code = 70
     try:
         sock.detach()
         for fd in wakeup:
             os.close(fd)
-        confine(pipes=fds, parent_pid=request["_parent"], limits=Limits.from_request(request.get("limits", {})), cwd=request["cwd"], env=request["env"], protect=request.get("protect"))
+        confine(pipes=fds, parent_pid=request["_parent"], limits=Limits.from_request(request.get("limits", {})), cwd=request["cwd"], env=request["env"], ruleset=ruleset)
         code = runner.run_target(request)
     except BaseException:
         try:
@@ -104,12 +104,23 @@ def _child(sock: socket.socket, request: dict[str, Any], fds: list[int], wakeup:
         os._exit(code)
 
 
-def _launch(outbox: _Outbox, request: dict[str, Any], fds: list[int], wakeup: tuple[int, int], children: dict[int, int]) -> None:
+def _launch(
+    outbox: _Outbox, request: dict[str, Any], fds: list[int], wakeup: tuple[int, int], children: dict[int, int], rulesets: sandbox.Rulesets,
+) -> None:
     run_id = request["run_id"]
     if len(fds) != 3:
         for fd in fds:
             os.close(fd)
         outbox.send({"op": "failed", "run_id": run_id, "error": f"expected 3 descriptors, got {len(fds)}"})
+        return
+    protect = request.get("protect")
+    try:
+        ruleset = None if protect is None else rulesets.get(protect)
+    except OSError as exc:
+        # Never run a strategy unconfined that was meant to be confined.
+        for fd in fds:
+            os.close(fd)
+        outbox.send({"op": "failed", "run_id": run_id, "error": f"the run's sandbox could not be built: {exc}"})
         return
     request["_parent"] = os.getpid()
     try:
@@ -120,7 +131,7 @@ def _launch(outbox: _Outbox, request: dict[str, Any], fds: list[int], wakeup: tu
         outbox.send({"op": "failed", "run_id": run_id, "error": f"fork failed: {exc.strerror}"})
         return
     if pid == 0:
-        _child(outbox.sock, request, fds, wakeup)
+        _child(outbox.sock, request, fds, wakeup, ruleset)
     for fd in fds:
         os.close(fd)
     children[pid] = run_id
@@ -256,6 +267,7 @@ def serve(sock: socket.socket, preload: list[str]) -> None:
     gc.collect()
     gc.freeze()  # keep collector passes from touching (and so copying) inherited pages
     children: dict[int, int] = {}
+    rulesets = sandbox.Rulesets()
     sock.setblocking(False)
     outbox = _Outbox(sock)
     outbox.send({"op": "hello", "pid": os.getpid(), "preload_errors": errors})
@@ -277,13 +289,13 @@ def serve(sock: socket.socket, preload: list[str]) -> None:
             if sweeps:
                 sweeps -= 1
                 _sweep_strays(children)
-            if sock in ready and not _receive(sock, outbox, (wake_r, wake_w), children):
+            if sock in ready and not _receive(sock, outbox, (wake_r, wake_w), children, rulesets):
                 return
     finally:
         _kill_descendants(list(children))
 
 
-def _receive(sock: socket.socket, outbox: _Outbox, wakeup: tuple[int, int], children: dict[int, int]) -> bool:
+def _receive(sock: socket.socket, outbox: _Outbox, wakeup: tuple[int, int], children: dict[int, int], rulesets: sandbox.Rulesets) -> bool:
     """Handle every request waiting on the socket; False once the supervisor has gone."""
     while True:
         try:
@@ -297,7 +309,7 @@ def _receive(sock: socket.socket, outbox: _Outbox, wakeup: tuple[int, int], chil
         request = json.loads(message)
         op = request.get("op")
         if op == "launch":
-            _launch(outbox, request, fds, wakeup, children)
+            _launch(outbox, request, fds, wakeup, children, rulesets)
             continue
         for fd in fds:
             os.close(fd)

@@ -25,10 +25,10 @@ from __future__ import annotations
 import ctypes
 import enum
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Entry", "Grant", "Reach", "SandboxError", "abi", "confine", "describe", "plan"]
+__all__ = ["Entry", "Grant", "Reach", "Rulesets", "SandboxError", "abi", "build", "confine", "describe", "plan", "restrict"]
 
 # The same numbers on every architecture (generic syscall table, Linux 5.13).
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
@@ -88,9 +88,10 @@ def _ancestors(path: str) -> Iterator[str]:
     parent = os.path.dirname(path)
     while True:
         yield parent
-        if parent == "/":
+        above = os.path.dirname(parent)
+        if above == parent:  # "/" (or "//", which POSIX lets normpath keep)
             return
-        parent = os.path.dirname(parent)
+        parent = above
 
 
 def plan(protected: Iterable[str], entries: Callable[[str], Iterable[Entry]]) -> list[Grant]:
@@ -180,19 +181,12 @@ def _fail(what: str) -> SandboxError:
     return SandboxError(errno, f"{what} failed: {os.strerror(errno)}")
 
 
-def confine(protected: Iterable[str], *, version: int | None = None) -> int:
-    """Sandbox the calling process (and all it starts) for good; return the ABI used, 0 if none.
-
-    Call it in a freshly forked, single-threaded child: Landlock binds the
-    calling thread and its future children.
-    """
-    version = abi() if version is None else version
-    if version <= 0:
-        return 0
+def build(protected: Iterable[str], version: int) -> int:
+    """A ruleset for this ABI that closes ``protected``; returns its descriptor (the caller closes it)."""
     handled = _handled(version)
     attr = _RulesetAttr(handled, 0, _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if version >= 6 else 0)
     size = ctypes.sizeof(_RulesetAttr) if version >= 6 else 16 if version >= 4 else 8
-    ruleset = _libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    ruleset = int(_libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)))
     if ruleset < 0:
         raise _fail("landlock_create_ruleset")
     try:
@@ -208,10 +202,73 @@ def confine(protected: Iterable[str], *, version: int | None = None) -> int:
                     raise _fail(f"landlock_add_rule on {grant.path}")
             finally:
                 os.close(fd)
-        if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise _fail("prctl(PR_SET_NO_NEW_PRIVS)")
-        if _libc.syscall(_SYS_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
-            raise _fail("landlock_restrict_self")
+    except BaseException:
+        os.close(ruleset)
+        raise
+    return ruleset
+
+
+def restrict(ruleset: int) -> None:
+    """Put the calling process (and all it starts) under ``ruleset`` for good.
+
+    Call it in a freshly forked, single-threaded child: Landlock binds the
+    calling thread and its future children. Each call makes a sandbox of its
+    own, so two processes restricted by one ruleset cannot signal each other.
+    """
+    if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise _fail("prctl(PR_SET_NO_NEW_PRIVS)")
+    if _libc.syscall(_SYS_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+        raise _fail("landlock_restrict_self")
+
+
+def confine(protected: Iterable[str], *, version: int | None = None) -> int:
+    """Build a ruleset and restrict the calling process with it; return the ABI used, 0 if none."""
+    version = abi() if version is None else version
+    if version <= 0:
+        return 0
+    ruleset = build(protected, version)
+    try:
+        restrict(ruleset)
     finally:
         os.close(ruleset)
     return version
+
+
+class Rulesets:
+    """The fork server's rulesets, one per protected list, each rebuilt when a folder above a protected path changes.
+
+    A rule binds what a folder holds when it is made: an entry added later
+    (a new folder beside state/) would stay closed to runs until the ruleset is
+    rebuilt. A folder's modification time moves whenever an entry is added,
+    removed or renamed, so a few ``stat`` calls per launch tell when to rebuild.
+    """
+
+    def __init__(self, version: int | None = None) -> None:
+        self.version = abi() if version is None else version
+        self._built: dict[tuple[str, ...], tuple[tuple[tuple[str, int], ...], int]] = {}
+
+    def get(self, protected: Sequence[str]) -> int | None:
+        """The ruleset descriptor for ``protected`` (owned by this cache); None when the kernel has no Landlock."""
+        if self.version <= 0:
+            return None
+        key = tuple(os.path.realpath(p) for p in protected)
+        stamp = _stamp(key)
+        cached = self._built.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        ruleset = build(key, self.version)
+        if cached is not None:
+            os.close(cached[1])
+        self._built[key] = (stamp, ruleset)
+        return ruleset
+
+
+def _stamp(protected: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    folders = sorted({a for p in protected for a in _ancestors(os.path.normpath(p))})
+    stamp = []
+    for folder in folders:
+        try:
+            stamp.append((folder, os.stat(folder).st_mtime_ns))
+        except OSError:
+            stamp.append((folder, -1))
+    return tuple(stamp)

@@ -575,7 +575,9 @@ def test_several_accounts_of_one_broker_type_side_by_side(tmp_path: Path) -> Non
 def test_runs_are_sandboxed_by_default_and_state_is_what_they_may_not_touch() -> None:
     config = parse_config("", Path("/srv/app/supervisor.toml"))
     assert config.host.sandbox is True
-    assert config.protected_paths == [Path("/srv/app/state"), *(Path("/srv/app/state/tradehost.db" + s) for s in ("", "-wal", "-shm", "-journal"))]
+    assert config.protected_paths == [
+        Path("/srv/app/state"), Path("/srv/app/supervisor.toml"), *(Path("/srv/app/state/tradehost.db" + s) for s in ("", "-wal", "-shm", "-journal")),
+    ]
 
 
 def test_protect_adds_paths_resolved_like_the_others_and_a_database_or_key_kept_elsewhere_is_protected(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -590,7 +592,7 @@ def test_protect_adds_paths_resolved_like_the_others_and_a_database_or_key_kept_
     """), Path("/srv/app/supervisor.toml"))
     assert config.host.sandbox is False
     assert config.protected_paths == [
-        Path("/srv/app/state"), Path("/var/lib/th/state.db"), Path("/var/lib/th/state.db-wal"), Path("/var/lib/th/state.db-shm"),
+        Path("/srv/app/state"), Path("/srv/app/supervisor.toml"), Path("/var/lib/th/state.db"), Path("/var/lib/th/state.db-wal"), Path("/var/lib/th/state.db-shm"),
         Path("/var/lib/th/state.db-journal"), Path("/srv/app/keys/router.key"), Path("/home/trader/.ssh"), Path("/srv/app/secrets"),
     ]
 
@@ -599,6 +601,7 @@ def test_protect_adds_paths_resolved_like_the_others_and_a_database_or_key_kept_
     ('protect = "secrets"', "host.protect: expected a list of path strings, got 'secrets'"),
     ('protect = ["ok", 3]', "host.protect: expected a path string, got 3"),
     ('protect = [" "]', "host.protect: must not be empty"),
+    ('protect = ["/"]', "host.protect: '/' would leave runs nothing at all"),
     ('sandbox = "yes"', "host.sandbox: Input should be a valid boolean"),
 ])
 def test_bad_sandbox_settings_are_named(text: str, message: str) -> None:

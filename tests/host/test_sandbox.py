@@ -62,6 +62,10 @@ def test_a_protected_path_inside_another_adds_nothing_and_a_missing_one_still_cl
     assert Grant("/srv/other", Reach.LIST) in alone and Grant("/srv/app", Reach.TREE) in alone
 
 
+def test_a_doubled_leading_slash_ends_at_the_root() -> None:
+    assert [g for g in plan(["//srv/app/state"], entries) if g.reach is Reach.LIST][0] == Grant("//", Reach.LIST)
+
+
 def test_two_protected_paths_in_different_folders_close_both() -> None:
     grants = plan(["/srv/app/state", "/etc/secret"], entries)
     granted = {g.path for g in grants if g.reach is not Reach.LIST}
@@ -156,6 +160,47 @@ def test_an_older_abi_is_used_as_far_as_it_goes(project: Path) -> None:
     assert results["signal_parent"] == "ok", "ABI 1 has no signal scoping"
 
 
+def _probe_restricted(ruleset: int, path: Path) -> str:
+    """Fork, restrict with a ruleset built earlier, read ``path``: 'ok' or the exception's name."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read)
+        try:
+            sandbox.restrict(ruleset)
+            path.read_text()
+            result = "ok"
+        except OSError as exc:
+            result = type(exc).__name__
+        os.write(write, result.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        result = pipe.read()
+    os.waitpid(pid, 0)
+    return result
+
+
+@needs_landlock
+def test_the_fork_servers_ruleset_is_reused_until_a_folder_above_state_changes(project: Path) -> None:
+    rulesets = sandbox.Rulesets()
+    protect = [str(project / "state")]
+    first = rulesets.get(protect)
+    assert first is not None and rulesets.get(protect) == first, "nothing changed: the same ruleset"
+    assert _probe_restricted(first, project / "data" / "prices.csv") == "ok"
+    assert _probe_restricted(first, project / "state" / "secret") == "PermissionError"
+    (project / "later").mkdir()
+    (project / "later" / "notes.txt").write_text("new")
+    second = rulesets.get(protect)
+    assert second is not None
+    assert _probe_restricted(second, project / "later" / "notes.txt") == "ok", "a folder added beside state/ is open to the next run"
+    assert _probe_restricted(second, project / "state" / "secret") == "PermissionError"
+
+
+def test_without_landlock_there_is_no_ruleset() -> None:
+    assert sandbox.Rulesets(version=0).get(["/tmp/state"]) is None
+
+
 def test_without_landlock_nothing_is_confined(project: Path) -> None:
     results = _probe_confined(project, [str(project / "state")], version=0)
     assert results["abi"] == "0" and results["read_state"] == "ok" and results["write_project"] == "ok"
@@ -178,6 +223,7 @@ SNOOP = """
         attempt("read_database", lambda: open(os.path.join(state, "tradehost.db"), "rb").read(16))
         attempt("sqlite_database", lambda: sqlite3.connect(os.path.join(state, "tradehost.db")).execute("SELECT count(*) FROM runs").fetchone())
         attempt("write_state", lambda: open(os.path.join(state, "planted.key"), "w").write("x"))
+        attempt("rewrite_config", lambda: open(os.path.join(os.getcwd(), "supervisor.toml"), "a").write("# sandbox = false"))
         attempt("read_outside", lambda: open(os.path.join(os.getcwd(), "data", "in.txt")).read())
         attempt("write_outside", lambda: open(os.path.join(os.getcwd(), "data", "out.txt"), "w").write("x"))
         attempt("stop_fork_server", lambda: os.kill(os.getppid(), signal.SIGSTOP))
@@ -205,6 +251,7 @@ def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_wo
     found = _found(host, "snoop")
     assert found["read_database"] == "PermissionError" and found["sqlite_database"] == "OperationalError"
     assert found["write_state"] == "PermissionError" and not (host.state / "planted.key").exists()
+    assert found["rewrite_config"] == "PermissionError", "a run that could rewrite the config could reload itself out of the sandbox"
     assert found["read_outside"] == "ok" and found["write_outside"] == "ok"
     assert found["ctx_state"] == 1, "the run channel's socket in state/ is still reachable"
     if LANDLOCK >= 6:
@@ -221,6 +268,6 @@ def test_sandbox_false_leaves_runs_unconfined(host: Host) -> None:
     host.write_strategy("snoop", SNOOP.replace("signal.SIGSTOP", "0"))
     host.start()
     found = _found(host, "snoop")
-    assert found["read_database"] == "ok" and found["write_state"] == "ok"
+    assert found["read_database"] == "ok" and found["write_state"] == "ok" and found["rewrite_config"] == "ok"
     assert "strategy sandbox: off ([host] sandbox = false)" in host.stderr()
     host.stop()
