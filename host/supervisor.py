@@ -69,6 +69,8 @@ class Supervisor:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.control_token = ""
+        """What every control request must carry (host/control.py); issued at start."""
         self.runtimes: dict[str, StrategyRuntime] = {}
         self.notifier = Notifier()
         self._lock = SupervisorLock(config.lock_file)
@@ -124,6 +126,9 @@ class Supervisor:
         if not self._lock.acquire():
             pid = supervisor_pid(config.lock_file)
             raise ControlError(f"another supervisor (pid {pid}) is already running with state dir {config.host.state_dir}", code="ALREADY_RUNNING")
+        from .control import issue_token  # control imports the commands, which import this module
+
+        self.control_token = issue_token(config)
         killed = kill_orphans(str(config.host.state_dir))
         if killed:
             log.warning("killed %d process(es) left behind by an earlier supervisor", killed)

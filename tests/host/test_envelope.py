@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import types
 
 import pytest
 
@@ -41,3 +42,11 @@ def test_dispatch_answers_bad_requests_without_running_anything(request_: bytes,
     # No supervisor is needed: a bad request never reaches a command.
     reply = asyncio.run(dispatch(None, request_))  # type: ignore[arg-type]
     assert reply["ok"] is False and reply["error"]["code"] == code
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", 7])
+def test_a_command_without_the_supervisors_token_is_refused(token: object) -> None:
+    supervisor = types.SimpleNamespace(control_token="f" * 64)
+    request = {"v": PROTOCOL_VERSION, "cmd": "stop", "args": {"name": "x"}, **({} if token is None else {"token": token})}
+    reply = asyncio.run(dispatch(supervisor, json.dumps(request).encode()))  # type: ignore[arg-type]
+    assert reply == {"ok": False, "error": {"code": "UNAUTHORIZED", "message": "stop needs the token in state/control.token, which only the host's operator can read"}}

@@ -229,6 +229,13 @@ SNOOP = """
         attempt("stop_fork_server", lambda: os.kill(os.getppid(), signal.SIGSTOP))
         supervisor = int(open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()[1])  # the fork server's parent
         attempt("signal_supervisor", lambda: os.kill(supervisor, 0))
+        attempt("read_control_token", lambda: open(os.path.join(state, "control.token")).read())
+        import zmq
+        control = zmq.Context.instance().socket(zmq.REQ)
+        control.setsockopt(zmq.LINGER, 0)
+        control.connect("ipc://" + os.path.join(state, "control.sock"))
+        control.send_json({"v": 1, "cmd": "stop", "args": {"name": "snoop"}})
+        found["control_stop"] = control.recv_json()["error"]["code"] if control.poll(5000) else "no answer"
         ctx.state["seen"] = 1
         found["ctx_state"] = ctx.state["seen"]
         print("FOUND " + json.dumps(found, sort_keys=True), flush=True)
@@ -254,6 +261,7 @@ def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_wo
     assert found["rewrite_config"] == "PermissionError", "a run that could rewrite the config could reload itself out of the sandbox"
     assert found["read_outside"] == "ok" and found["write_outside"] == "ok"
     assert found["ctx_state"] == 1, "the run channel's socket in state/ is still reachable"
+    assert found["read_control_token"] == "PermissionError" and found["control_stop"] == "UNAUTHORIZED"
     if LANDLOCK >= 6:
         assert found["stop_fork_server"] == "PermissionError" and found["signal_supervisor"] == "PermissionError"
     assert host.status()["snoop"]["state"] == "running"
@@ -269,5 +277,6 @@ def test_sandbox_false_leaves_runs_unconfined(host: Host) -> None:
     host.start()
     found = _found(host, "snoop")
     assert found["read_database"] == "ok" and found["write_state"] == "ok" and found["rewrite_config"] == "ok"
+    assert found["read_control_token"] == "ok" and found["control_stop"] == "UNAUTHORIZED", "the token is still asked for"
     assert "strategy sandbox: off ([host] sandbox = false)" in host.stderr()
     host.stop()
