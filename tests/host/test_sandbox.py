@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -95,31 +95,53 @@ PROBES = {
 }
 
 
-def _probe_confined(project: Path, protect: list[str], version: int | None = None) -> dict[str, str]:
-    """Fork, confine, try every probe; return each probe's outcome ('ok' or the exception's name)."""
-    paths = {"project": project, "state": project / "state", "data": project / "data", "parent": os.getpid()}
+def _in_child(action: Callable[[], object]) -> object:
+    """Run ``action`` in a forked child (where a sandbox cannot outlive the test); return what it returned."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         os.close(read)
-        results: dict[str, str] = {}
         try:
-            results["abi"] = str(sandbox.confine(protect, version=version))
-            for name, probe in PROBES.items():
-                try:
-                    probe(paths)
-                    results[name] = "ok"
-                except OSError as exc:
-                    results[name] = type(exc).__name__
+            result = action()
         except BaseException as exc:
-            results["error"] = repr(exc)
-        os.write(write, json.dumps(results).encode())
+            result = {"error": repr(exc)}
+        os.write(write, json.dumps(result).encode())
         os._exit(0)
     os.close(write)
     with os.fdopen(read) as pipe:
         output = pipe.read()
     os.waitpid(pid, 0)
     return json.loads(output)
+
+
+def _outcome(action: Callable[[], object]) -> str:
+    try:
+        action()
+        return "ok"
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def _probe_confined(project: Path, protect: list[str], version: int | None = None) -> dict[str, str]:
+    """Confine a child, try every probe; each probe's outcome ('ok' or the exception's name)."""
+    paths = {"project": project, "state": project / "state", "data": project / "data", "parent": os.getpid()}
+
+    def probe() -> dict[str, str]:
+        results = {"abi": str(sandbox.confine(protect, version=version))}
+        results.update({name: _outcome(lambda: check(paths)) for name, check in PROBES.items()})
+        return results
+
+    return _in_child(probe)  # type: ignore[return-value]
+
+
+def _probe_restricted(ruleset: int, path: Path) -> str:
+    """Restrict a child with a ruleset built earlier and read ``path``: 'ok' or the exception's name."""
+
+    def probe() -> str:
+        sandbox.restrict(ruleset)
+        return _outcome(path.read_text)
+
+    return _in_child(probe)  # type: ignore[return-value]
 
 
 @pytest.fixture
@@ -158,27 +180,6 @@ def test_an_older_abi_is_used_as_far_as_it_goes(project: Path) -> None:
     assert results["abi"] == "1"
     assert results["read_state"] == "PermissionError" and results["read_data"] == "ok"
     assert results["signal_parent"] == "ok", "ABI 1 has no signal scoping"
-
-
-def _probe_restricted(ruleset: int, path: Path) -> str:
-    """Fork, restrict with a ruleset built earlier, read ``path``: 'ok' or the exception's name."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.close(read)
-        try:
-            sandbox.restrict(ruleset)
-            path.read_text()
-            result = "ok"
-        except OSError as exc:
-            result = type(exc).__name__
-        os.write(write, result.encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        result = pipe.read()
-    os.waitpid(pid, 0)
-    return result
 
 
 @needs_landlock
