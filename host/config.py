@@ -181,6 +181,16 @@ class Config:
         return self.host.state_dir / "router.lock"
 
     @property
+    def control_token_file(self) -> Path:
+        """What every control command carries (host/control.py)."""
+        return self.host.state_dir / "control.token"
+
+    @property
+    def router_admin_token_file(self) -> Path:
+        """What every request on the router's admin socket carries (host/router/admin.py)."""
+        return self.host.state_dir / "router-admin.token"
+
+    @property
     def control_socket(self) -> Path:
         return self.host.state_dir / "control.sock"
 

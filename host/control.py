@@ -14,12 +14,9 @@ circus' ``ipc://`` endpoints.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import inspect
 import json
 import logging
-import os
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +28,7 @@ from .config import Config
 from .envelope import EnvelopeError, decode_request, ok_reply
 from .envelope import error_reply as _error
 from .errors import ControlError, NotRunningError
-from .statedir import bind_private, supervisor_pid, write_private_temporary
+from .statedir import bind_private, read_token, supervisor_pid, token_matches
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -42,9 +39,7 @@ PROTOCOL_VERSION = 1
 _MAX_REQUEST = 64 * 1024
 log = logging.getLogger("tradehost.control")
 
-TOKEN_FILE = "control.token"
-"""Every control request carries the token in this file of state/: the socket alone would take any
-process of the host's user, a strategy's run among them (the run sandbox keeps runs out of state/)."""
+
 
 
 async def dispatch(supervisor: Supervisor, payload: bytes) -> dict[str, Any]:
@@ -58,9 +53,8 @@ async def dispatch(supervisor: Supervisor, payload: bytes) -> dict[str, Any]:
     command = REGISTRY.get(request.get("cmd"))  # type: ignore[arg-type]
     if command is None:
         return _error("UNKNOWN_COMMAND", f"unknown command {request.get('cmd')!r}")
-    token = request.get("token")
-    if not isinstance(token, str) or not hmac.compare_digest(token.encode(), supervisor.control_token.encode()):
-        return _error("UNAUTHORIZED", f"{command.name} needs the token in state/{TOKEN_FILE}, which only the host's operator can read")
+    if not token_matches(request.get("token"), supervisor.control_token):
+        return _error("UNAUTHORIZED", f"{command.name} needs the token in state/control.token, which only the host's operator can read")
     try:
         result = command.execute(supervisor, request.get("args", {}))
         if inspect.isawaitable(result):
@@ -104,23 +98,6 @@ async def serve_control(supervisor: Supervisor, path: Path) -> None:
         sock.close(linger=0)
 
 
-def issue_token(config: Config) -> str:
-    """A new control token for this supervisor's life, written owner-only to state/ (replacing the last one)."""
-    token = secrets.token_hex(32)
-    path = config.host.state_dir / TOKEN_FILE
-    os.replace(write_private_temporary(path.parent, token, f".{TOKEN_FILE}-"), path)
-    return token
-
-
-def read_token(config: Config) -> str:
-    """The running supervisor's control token; ControlError if it cannot be read (a sandboxed run cannot)."""
-    path = config.host.state_dir / TOKEN_FILE
-    try:
-        return path.read_text().strip()
-    except OSError as exc:
-        raise ControlError(f"cannot read the control token {path}: {exc.strerror or exc}", code="UNAUTHORIZED") from None
-
-
 def call(config: Config, cmd: str, args: dict[str, Any] | None = None, *, timeout: float = 30.0) -> Any:
     """Send one command to the supervisor of ``config``; return its result or raise ControlError."""
     pid = supervisor_pid(config.lock_file)
@@ -131,7 +108,7 @@ def call(config: Config, cmd: str, args: dict[str, Any] | None = None, *, timeou
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(f"ipc://{config.control_socket}")
-        sock.send(json.dumps({"v": PROTOCOL_VERSION, "cmd": cmd, "args": args or {}, "token": read_token(config)}).encode())
+        sock.send(json.dumps({"v": PROTOCOL_VERSION, "cmd": cmd, "args": args or {}, "token": read_token(config.control_token_file)}).encode())
         if not sock.poll(int(timeout * 1000), zmq.POLLIN):
             raise ControlError(f"the supervisor (pid {pid}) did not answer within {timeout:g} s", code="TIMEOUT")
         reply = json.loads(sock.recv())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import hmac
 import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -11,7 +13,12 @@ from typing import Any
 
 import zmq
 
-__all__ = ["SupervisorLock", "bind_private", "create_private_file", "fsync_dir", "prepare_state_dir", "supervisor_pid", "write_private_temporary"]
+from host.errors import ControlError
+
+__all__ = [
+    "SupervisorLock", "bind_private", "create_private_file", "fsync_dir", "issue_token", "prepare_state_dir", "read_token", "supervisor_pid",
+    "token_matches", "write_private_temporary",
+]
 
 
 def prepare_state_dir(state_dir: Path) -> None:
@@ -134,3 +141,28 @@ def create_private_file(path: Path, text: str) -> bool:
     fsync_dir(path.parent)
     return created
 
+
+
+def issue_token(path: Path) -> str:
+    """A new random token written owner-only to ``path`` (replacing the last one); returns it.
+
+    The sockets in state/ take any process of the host's user; a request that
+    carries a token only the operator can read (the run sandbox keeps strategies
+    out of state/) is the operator's.
+    """
+    token = secrets.token_hex(32)
+    os.replace(write_private_temporary(path.parent, token, f".{path.name}-"), path)
+    return token
+
+
+def read_token(path: Path) -> str:
+    """The token in ``path``; ControlError (UNAUTHORIZED) if it cannot be read."""
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ControlError(f"cannot read the token {path}: {exc.strerror or exc}", code="UNAUTHORIZED") from None
+
+
+def token_matches(given: object, expected: str | None) -> bool:
+    """Whether a request's token is the expected one (constant time; never for a missing or non-string token)."""
+    return bool(expected) and isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())  # type: ignore[union-attr]

@@ -39,7 +39,7 @@ from .runs import RunController
 from .runtime import ActiveRun, StrategyRuntime
 from .schedule import CronSchedule, first_fire
 from .scheduler import Scheduler
-from .statedir import SupervisorLock, prepare_state_dir, supervisor_pid
+from .statedir import SupervisorLock, issue_token, prepare_state_dir, supervisor_pid
 from .store import Store
 from .strategy_file import StrategySource, StrategySpec, load_strategy
 from .systemd import Notifier, child_environment, status_line
@@ -126,9 +126,7 @@ class Supervisor:
         if not self._lock.acquire():
             pid = supervisor_pid(config.lock_file)
             raise ControlError(f"another supervisor (pid {pid}) is already running with state dir {config.host.state_dir}", code="ALREADY_RUNNING")
-        from .control import issue_token  # control imports the commands, which import this module
-
-        self.control_token = issue_token(config)
+        self.control_token = issue_token(config.control_token_file)
         killed = kill_orphans(str(config.host.state_dir))
         if killed:
             log.warning("killed %d process(es) left behind by an earlier supervisor", killed)

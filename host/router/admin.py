@@ -19,7 +19,7 @@ import zmq
 
 from host.config import Config
 from host.errors import ControlError, TradehostError
-from host.statedir import SupervisorLock, prepare_state_dir, supervisor_pid
+from host.statedir import SupervisorLock, prepare_state_dir, read_token, supervisor_pid
 from host.trading.errors import error_from_dict
 from host.trading.wire import encode_request
 
@@ -45,7 +45,7 @@ def call_admin(config: Config, op: str, body: dict[str, Any], *, timeout: float 
     try:
         sock.connect(f"ipc://{path}")
         request_id = secrets.token_hex(8)
-        sock.send(encode_request(request_id, op, body))
+        sock.send(encode_request(request_id, op, body, read_token(config.router_admin_token_file)))
         if not sock.poll(int(timeout * 1000), zmq.POLLIN):
             raise ControlError(f"the router did not answer {op} within {timeout:g} s", code="NOT_RUNNING")
         reply = json.loads(sock.recv())

@@ -13,6 +13,7 @@ from brokers.base import AdapterServices, BrokerAdapter
 from brokers.registry import adapter_class
 from host.config import Config
 from host.credentials.service import CredentialService
+from host.statedir import issue_token
 from host.store import _sqlite_pragmas
 from host.trading.states import OrderStatus
 from host.trading.tokens import RunTokens
@@ -58,6 +59,7 @@ class Router:
             self.engine, endpoint=config.router_endpoint, admin_endpoint=f"ipc://{config.router_admin_socket}", batch_max=config.router.batch_max,
         )
         self.engine.schedule = self.server.schedule
+        self.engine.admin_token = issue_token(config.router_admin_token_file)
         self.pricer = Pricer(
             adapters=self.adapters, journal=self.journal, audit=self.audit, interval=config.router.price_retry_seconds,
             schedule=self.server.schedule, post=self.server.post, spawn=self.server.spawn,

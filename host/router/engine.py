@@ -27,6 +27,7 @@ from sqlalchemy import Engine as SqlEngine
 
 from brokers.base import BrokerAdapter, ExecutionReport, OutcomeUnknown
 from host.errors import TradehostError
+from host.statedir import token_matches
 from host.trading.errors import (
     ConnectionFailed,
     ErrorCode,
@@ -213,6 +214,8 @@ class Engine:
         """Set when a commit failed; nothing more may be written."""
         self.credentials: Callable[[dict[str, Any], str | None], dict[str, Any]] | None = None
         """Runs an operator's ``credentials`` request (commits it with its audit row; raises TradehostError if refused)."""
+        self.admin_token: str | None = None
+        """What every admin-socket request must carry; None refuses them all (host/router/app.py issues it)."""
         self.last_call: dict[str, tuple[float, float]] = {}
         """Per broker: the latest call's latency in seconds and when it finished (``tradehost brokers``)."""
         self._conn: Connection | None = None
@@ -293,6 +296,12 @@ class Engine:
             self._error(Caller(peer, None, None, admin), request_id, exc)
             return
         if admin:
+            if not token_matches(request.token, self.admin_token):
+                # The admin socket takes any process of the host's user; the token is what only the operator can read.
+                error = Unauthorized(f"{request.op} needs the token in state/router-admin.token, which only the host's operator can read")
+                self.audit.record("request.unauthorized", {"op": request.op, "error": error.to_dict(), "socket": "admin"}, request_id=request.id)
+                self._error(Caller(peer, None, None, admin=True), request.id, error)
+                return
             caller = Caller(peer, None, None, admin=True)
         else:
             who = self.tokens.verify(request.token) if request.token else None

@@ -364,6 +364,33 @@ def test_halt_refuses_an_empty_strategy_name(router: RouterProc) -> None:
     assert place(router.client("sma"))["status"] == "FILLED"
 
 
+@pytest.mark.parametrize("token", [None, "", "0" * 64, "a run token"])
+def test_the_admin_socket_refuses_a_request_without_the_operators_token(router: RouterProc, token: str | None) -> None:
+    import json
+
+    import zmq
+
+    from host.trading.wire import encode_request
+
+    router.start()
+    if token == "a run token":
+        token = router.tokens().mint("sma", 1)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"ipc://{router.state / 'router-admin.sock'}")
+    try:
+        sock.send(encode_request("x1", "halt", {}, token))
+        assert sock.poll(5000), "the router answers a refused request too"
+        reply = json.loads(sock.recv())
+    finally:
+        sock.close()
+    assert reply["ok"] is False and reply["error"]["code"] == "UNAUTHORIZED"
+    assert "state/router-admin.token" in reply["error"]["message"]
+    assert router.query("SELECT count(*) FROM audit WHERE kind = 'request.unauthorized' AND request_id = 'x1'") == [(1,)]
+    assert place(router.client("sma"))["status"] == "FILLED", "trading was not halted"
+    assert oct((router.state / "router-admin.token").stat().st_mode & 0o777) == "0o600"
+
+
 def test_orders_go_to_the_broker_they_name_or_the_default(router: RouterProc) -> None:
     router.write_config("""
         default_broker = "main"

@@ -8,6 +8,7 @@ import signal
 import psutil
 import pytest
 
+from host import sandbox
 from tests.host.conftest import Host, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -68,3 +69,41 @@ def test_strategies_trade_through_the_router_the_supervisor_runs_and_restarts(ho
     assert host.cli("audit", "verify").returncode == 0
     assert host.stop() == 0
     assert router_pid(host) is None
+
+
+HALTER = """
+    import json, os
+    import zmq
+
+    SCHEDULE = "@continuous"
+
+    def run(ctx):
+        state = os.path.join(os.getcwd(), "state")
+        found = {}
+        admin = zmq.Context.instance().socket(zmq.DEALER)
+        admin.setsockopt(zmq.LINGER, 0)
+        admin.connect("ipc://" + os.path.join(state, "router-admin.sock"))
+        admin.send(json.dumps({"v": 1, "id": "h1", "op": "halt", "body": {}}).encode())
+        found["halt"] = json.loads(admin.recv())["error"]["code"] if admin.poll(5000) else "no answer"
+        try:  # the router is up by now, its token written
+            open(os.path.join(state, "router-admin.token")).read()
+            found["read_token"] = "ok"
+        except OSError as exc:
+            found["read_token"] = type(exc).__name__
+        found["order"] = str(ctx.buy("EUR_USD", 1).status)
+        print("FOUND " + json.dumps(found, sort_keys=True), flush=True)
+        while not ctx.sleep(1):
+            pass
+"""
+
+
+def test_a_strategy_cannot_halt_trading_through_the_routers_admin_socket(host: Host) -> None:
+    host.write_config("[host]\nwatch_interval = 0.1\n")
+    host.write_strategy("halter", HALTER)
+    host.start()
+    line = wait_for(lambda: next((l for l in host.log("halter").splitlines() if "FOUND " in l), None), 30, message="the strategy to report")
+    found = line.split("FOUND ", 1)[1]
+    assert '"halt": "UNAUTHORIZED"' in found and '"order": "FILLED"' in found, found
+    assert f'"read_token": "{"PermissionError" if sandbox.abi() else "ok"}"' in found, found
+    assert host.cli("resume").returncode == 0, "the operator's CLI still reaches the admin socket"
+    assert host.stop() == 0
