@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import zmq
 
-from host.statedir import SupervisorLock, bind_private, create_private_file, prepare_state_dir, supervisor_pid
+from host.errors import ControlError
+from host.statedir import SupervisorLock, bind_private, create_private_file, issue_token, prepare_state_dir, read_token, supervisor_pid, token_matches
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -172,3 +173,27 @@ def test_create_private_file_creates_once_owner_only_and_never_replaces(tmp_path
     assert path.read_text() == "first\n"
     assert path.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["secret.key"]  # no temporary left behind
+
+
+def test_a_token_is_new_at_each_issue_owner_only_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "control.token"
+    first = issue_token(path)
+    assert len(first) == 64 and read_token(path) == first
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    second = issue_token(path)
+    assert second != first and read_token(path) == second
+    assert [p.name for p in tmp_path.iterdir()] == ["control.token"], "no temporary file is left behind"
+
+
+def test_an_unreadable_token_is_a_typed_error_naming_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ControlError, match=r"cannot read the token .*missing\.token") as caught:
+        read_token(tmp_path / "missing.token")
+    assert caught.value.code == "UNAUTHORIZED"
+
+
+@pytest.mark.parametrize(("given", "expected", "matches"), [
+    ("abc", "abc", True), ("abd", "abc", False), ("", "abc", False), (None, "abc", False), (7, "abc", False),
+    ("abc", None, False), ("", "", False), ("é", "abc", False),
+])
+def test_token_matches_only_the_expected_string(given: object, expected: str | None, matches: bool) -> None:
+    assert token_matches(given, expected) is matches
