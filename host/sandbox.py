@@ -25,10 +25,11 @@ from __future__ import annotations
 import ctypes
 import enum
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Entry", "Grant", "Reach", "Rulesets", "SandboxError", "abi", "build", "confine", "describe", "plan", "restrict"]
+__all__ = ["Entry", "Grant", "Reach", "Rulesets", "SandboxError", "abi", "build", "confine", "describe", "host_code", "plan", "restrict"]
 
 # The same numbers on every architecture (generic syscall table, Linux 5.13).
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
@@ -58,6 +59,10 @@ class Reach(enum.Enum):
     """Everything in and beneath a folder."""
     FILE = "file"
     """Reading, writing and running one file."""
+    READ_TREE = "read-tree"
+    """Reading and running what is in and beneath a folder, nothing else."""
+    READ_FILE = "read-file"
+    """Reading and running one file."""
     LIST = "list"
     """Listing a folder (and the folders beneath it), nothing else."""
 
@@ -94,29 +99,47 @@ def _ancestors(path: str) -> Iterator[str]:
         parent = above
 
 
-def plan(protected: Iterable[str], entries: Callable[[str], Iterable[Entry]]) -> list[Grant]:
-    """The grants that open everything but ``protected`` (absolute, real paths), given each folder's entries.
+def _roots(paths: Iterable[str]) -> list[str]:
+    """The paths not inside another of them (normalised, sorted)."""
+    unique = sorted({os.path.normpath(p) for p in paths})
+    return [p for p in unique if not any(q != p and _inside(p, q) for q in unique)]
 
-    A protected path inside another protected path adds nothing; one that does
-    not exist yet still keeps its folder closed to writes. A symlink is granted
-    as its target, unless that target is protected or above a protected path.
+
+def plan(protected: Iterable[str], entries: Callable[[str], Iterable[Entry]], readonly: Iterable[str] = ()) -> list[Grant]:
+    """The grants that open everything but ``protected``, and ``readonly`` only to reading and running.
+
+    Paths are absolute and real; ``entries`` lists a folder. A path inside
+    another of its kind adds nothing; a read-only path inside a protected one
+    stays closed; one that does not exist yet still keeps its folder closed
+    to writes. A symlink is granted as its target: not at all if that target is
+    protected or above a special path, read-only if it is read-only.
     """
-    paths = sorted({os.path.normpath(p) for p in protected})
-    roots = [p for p in paths if not any(q != p and _inside(p, q) for q in paths)]
-    above = {a for p in roots for a in _ancestors(p)}
+    closed_roots = _roots(protected)
+    read_roots = [r for r in _roots(readonly) if not any(_inside(r, p) for p in closed_roots)]
+    # Landlock's grants add up down the tree: a folder above a special path can be granted no more than listing.
+    above = {a for p in (*closed_roots, *read_roots) for a in _ancestors(p)}
 
-    def closed(path: str) -> bool:
-        return path in above or any(_inside(path, root) for root in roots)
+    def reach(path: str, is_dir: bool) -> Reach | None:
+        if path in above or any(_inside(path, root) for root in closed_roots):
+            return None
+        if any(_inside(path, root) for root in read_roots):
+            return Reach.READ_TREE if is_dir else Reach.READ_FILE
+        return Reach.TREE if is_dir else Reach.FILE
 
     grants: list[Grant] = []
     for folder in sorted(above):
         grants.append(Grant(folder, Reach.LIST))
         for entry in entries(folder):
-            real = entry.target or entry.path
-            if closed(entry.path) or closed(real):
-                continue
-            grants.append(Grant(real, Reach.TREE if entry.is_dir else Reach.FILE))
+            own = reach(entry.path, entry.is_dir)
+            target = own if entry.target is None else reach(entry.target, entry.is_dir)
+            if own is not None and target is not None:
+                # A link is no wider than the path it sits at, nor than its target.
+                grants.append(Grant(entry.target or entry.path, max(own, target, key=_RANK.index)))
     return grants
+
+
+_RANK = [Reach.TREE, Reach.FILE, Reach.READ_TREE, Reach.READ_FILE]
+"""From widest to narrowest; a folder and a file never meet in one entry."""
 
 
 def describe(version: int) -> str:
@@ -181,8 +204,8 @@ def _fail(what: str) -> SandboxError:
     return SandboxError(errno, f"{what} failed: {os.strerror(errno)}")
 
 
-def build(protected: Iterable[str], version: int) -> int:
-    """A ruleset for this ABI that closes ``protected``; returns its descriptor (the caller closes it)."""
+def build(protected: Iterable[str], version: int, readonly: Iterable[str] = ()) -> int:
+    """A ruleset for this ABI that closes ``protected`` and keeps ``readonly`` unchanged; returns its descriptor (the caller closes it)."""
     handled = _handled(version)
     attr = _RulesetAttr(handled, 0, _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if version >= 6 else 0)
     size = ctypes.sizeof(_RulesetAttr) if version >= 6 else 16 if version >= 4 else 8
@@ -190,8 +213,11 @@ def build(protected: Iterable[str], version: int) -> int:
     if ruleset < 0:
         raise _fail("landlock_create_ruleset")
     try:
-        for grant in plan([os.path.realpath(p) for p in protected], _real_entries):
-            allowed = {Reach.TREE: handled, Reach.FILE: handled & _FILE_RIGHTS, Reach.LIST: _READ_DIR}[grant.reach]
+        for grant in plan([os.path.realpath(p) for p in protected], _real_entries, [os.path.realpath(p) for p in readonly]):
+            allowed = {
+                Reach.TREE: handled, Reach.FILE: handled & _FILE_RIGHTS, Reach.READ_TREE: _READ_FILE | _READ_DIR | _EXECUTE,
+                Reach.READ_FILE: _READ_FILE | _EXECUTE, Reach.LIST: _READ_DIR,
+            }[grant.reach]
             try:
                 fd = os.open(grant.path, os.O_PATH | os.O_CLOEXEC)
             except OSError:
@@ -221,12 +247,12 @@ def restrict(ruleset: int) -> None:
         raise _fail("landlock_restrict_self")
 
 
-def confine(protected: Iterable[str], *, version: int | None = None) -> int:
+def confine(protected: Iterable[str], readonly: Iterable[str] = (), *, version: int | None = None) -> int:
     """Build a ruleset and restrict the calling process with it; return the ABI used, 0 if none."""
     version = abi() if version is None else version
     if version <= 0:
         return 0
-    ruleset = build(protected, version)
+    ruleset = build(protected, version, readonly)
     try:
         restrict(ruleset)
     finally:
@@ -235,7 +261,7 @@ def confine(protected: Iterable[str], *, version: int | None = None) -> int:
 
 
 class Rulesets:
-    """The fork server's rulesets, one per protected list, each rebuilt when a folder above a protected path changes.
+    """The fork server's rulesets, one per set of paths, each rebuilt when a folder above one of them changes.
 
     A rule binds what a folder holds when it is made: an entry added later
     (a new folder beside state/) would stay closed to runs until the ruleset is
@@ -245,26 +271,26 @@ class Rulesets:
 
     def __init__(self, version: int | None = None) -> None:
         self.version = abi() if version is None else version
-        self._built: dict[tuple[str, ...], tuple[tuple[tuple[str, int], ...], int]] = {}
+        self._built: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[tuple[tuple[str, int], ...], int]] = {}
 
-    def get(self, protected: Sequence[str]) -> int | None:
-        """The ruleset descriptor for ``protected`` (owned by this cache); None when the kernel has no Landlock."""
+    def get(self, protected: Sequence[str], readonly: Sequence[str] = ()) -> int | None:
+        """The ruleset descriptor (owned by this cache); None when the kernel has no Landlock."""
         if self.version <= 0:
             return None
-        key = tuple(os.path.realpath(p) for p in protected)
-        stamp = _stamp(key)
+        key = (tuple(os.path.realpath(p) for p in protected), tuple(os.path.realpath(p) for p in readonly))
+        stamp = _stamp((*key[0], *key[1]))
         cached = self._built.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        ruleset = build(key, self.version)
+        ruleset = build(key[0], self.version, key[1])
         if cached is not None:
             os.close(cached[1])
         self._built[key] = (stamp, ruleset)
         return ruleset
 
 
-def _stamp(protected: Sequence[str]) -> tuple[tuple[str, int], ...]:
-    folders = sorted({a for p in protected for a in _ancestors(os.path.normpath(p))})
+def _stamp(paths: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    folders = sorted({a for p in paths for a in _ancestors(os.path.normpath(p))})
     stamp = []
     for folder in folders:
         try:
@@ -272,3 +298,15 @@ def _stamp(protected: Sequence[str]) -> tuple[tuple[str, int], ...]:
         except OSError:
             stamp.append((folder, -1))
     return tuple(stamp)
+
+
+def host_code() -> list[str]:
+    """Where the code the supervisor and router run comes from: tradehost's packages and the Python install.
+
+    Runs may read and run it, never change it: what they changed would run unconfined at the host's next start.
+    """
+    import brokers
+    import host
+
+    paths = [os.path.dirname(os.path.abspath(module.__file__ or "")) for module in (host, brokers)]
+    return [*paths, *dict.fromkeys((sys.prefix, sys.base_prefix))]

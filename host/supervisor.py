@@ -481,6 +481,7 @@ class Supervisor:
             "cwd": str(self.config.path.parent),
             "env": env,
             "protect": [str(path) for path in self.config.protected_paths] if self.config.host.sandbox else None,
+            "readonly": [str(self.config.host.strategies_dir), *sandbox.host_code()],
         }
 
     # -- after a run ---------------------------------------------------------

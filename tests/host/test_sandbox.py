@@ -62,6 +62,21 @@ def test_a_protected_path_inside_another_adds_nothing_and_a_missing_one_still_cl
     assert Grant("/srv/other", Reach.LIST) in alone and Grant("/srv/app", Reach.TREE) in alone
 
 
+def test_read_only_paths_are_granted_for_reading_and_their_folders_only_listed() -> None:
+    grants = plan(["/srv/app/state"], entries, readonly=["/srv/app/strategies", "/usr", "/srv/app/state/inside"])
+    granted = {g.path: g.reach for g in grants}
+    assert granted["/srv/app/strategies"] is Reach.READ_TREE and granted["/usr"] is Reach.READ_TREE
+    assert granted["/usr/bin"] is Reach.READ_TREE, "a link into a read-only tree is read-only too"
+    assert granted["/srv/other"] is Reach.TREE and granted["/etc"] is Reach.TREE
+    assert "/srv/app/state/inside" not in granted, "read-only inside a protected path stays closed"
+
+
+def test_a_read_only_path_deeper_down_closes_the_folders_above_it_to_writes() -> None:
+    grants = plan(["/srv/app/state"], entries, readonly=["/srv/other/venv"])
+    assert Grant("/srv/other", Reach.LIST) in grants and Grant("/srv/app", Reach.LIST) in grants
+    assert all(g.path != "/srv/other" or g.reach is Reach.LIST for g in grants)
+
+
 def test_a_doubled_leading_slash_ends_at_the_root() -> None:
     assert [g for g in plan(["//srv/app/state"], entries) if g.reach is Reach.LIST][0] == Grant("//", Reach.LIST)
 
@@ -92,6 +107,9 @@ PROBES = {
     "connect_state_socket": lambda p: socket.socket(socket.AF_UNIX).connect(str(p["state"] / "s.sock")),
     "signal_parent": lambda p: os.kill(p["parent"], 0),
     "signal_self": lambda p: os.kill(os.getpid(), 0),
+    "read_code": lambda p: open(p["project"] / "code" / "mod.py").read(),
+    "write_code": lambda p: open(p["project"] / "code" / "mod.py", "a").write("x"),
+    "add_code": lambda p: open(p["project"] / "code" / "new.py", "w").write("x"),
 }
 
 
@@ -122,12 +140,12 @@ def _outcome(action: Callable[[], object]) -> str:
         return type(exc).__name__
 
 
-def _probe_confined(project: Path, protect: list[str], version: int | None = None) -> dict[str, str]:
+def _probe_confined(project: Path, protect: list[str], version: int | None = None, readonly: tuple[str, ...] = ()) -> dict[str, str]:
     """Confine a child, try every probe; each probe's outcome ('ok' or the exception's name)."""
     paths = {"project": project, "state": project / "state", "data": project / "data", "parent": os.getpid()}
 
     def probe() -> dict[str, str]:
-        results = {"abi": str(sandbox.confine(protect, version=version))}
+        results = {"abi": str(sandbox.confine(protect, readonly, version=version))}
         results.update({name: _outcome(lambda: check(paths)) for name, check in PROBES.items()})
         return results
 
@@ -152,6 +170,8 @@ def project(tmp_path: Path) -> Iterator[Path]:
     (root / "data").mkdir()
     (root / "data" / "prices.csv").write_text("1.1")
     (root / "supervisor.toml").write_text("")
+    (root / "code").mkdir()
+    (root / "code" / "mod.py").write_text("VALUE = 1\n")
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(root / "state" / "s.sock"))
     server.listen()
@@ -161,8 +181,9 @@ def project(tmp_path: Path) -> Iterator[Path]:
 
 @needs_landlock
 def test_a_confined_process_cannot_open_state_or_write_beside_it_but_reaches_everything_else(project: Path) -> None:
-    results = _probe_confined(project, [str(project / "state")])
+    results = _probe_confined(project, [str(project / "state")], readonly=(str(project / "code"),))
     assert "error" not in results, results
+    assert results["read_code"] == "ok" and results["write_code"] == "PermissionError" and results["add_code"] == "PermissionError"
     assert results["read_state"] == "PermissionError" and results["write_state"] == "PermissionError"
     assert results["write_project"] == "PermissionError", "the folder holding state/ takes no new files"
     assert results["list_state"] == "ok" and results["read_project"] == "ok"
@@ -225,6 +246,10 @@ SNOOP = """
         attempt("sqlite_database", lambda: sqlite3.connect(os.path.join(state, "tradehost.db")).execute("SELECT count(*) FROM runs").fetchone())
         attempt("write_state", lambda: open(os.path.join(state, "planted.key"), "w").write("x"))
         attempt("rewrite_config", lambda: open(os.path.join(os.getcwd(), "supervisor.toml"), "a").write("# sandbox = false"))
+        import host
+        probe = os.path.join(os.path.dirname(host.__file__), f".sandbox-probe-{os.getpid()}")
+        attempt("plant_host_code", lambda: (open(probe, "w").close(), os.unlink(probe)))
+        attempt("edit_strategy", lambda: open(__file__, "a").write("# edited"))
         attempt("read_outside", lambda: open(os.path.join(os.getcwd(), "data", "in.txt")).read())
         attempt("write_outside", lambda: open(os.path.join(os.getcwd(), "data", "out.txt"), "w").write("x"))
         attempt("stop_fork_server", lambda: os.kill(os.getppid(), signal.SIGSTOP))
@@ -260,6 +285,8 @@ def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_wo
     assert found["read_database"] == "PermissionError" and found["sqlite_database"] == "OperationalError"
     assert found["write_state"] == "PermissionError" and not (host.state / "planted.key").exists()
     assert found["rewrite_config"] == "PermissionError", "a run that could rewrite the config could reload itself out of the sandbox"
+    assert found["plant_host_code"] == "PermissionError", "what a run planted in the host's code would run unconfined at the next start"
+    assert found["edit_strategy"] == "PermissionError"
     assert found["read_outside"] == "ok" and found["write_outside"] == "ok"
     assert found["ctx_state"] == 1, "the run channel's socket in state/ is still reachable"
     assert found["read_control_token"] == "PermissionError" and found["control_stop"] == "UNAUTHORIZED"
@@ -279,5 +306,6 @@ def test_sandbox_false_leaves_runs_unconfined(host: Host) -> None:
     found = _found(host, "snoop")
     assert found["read_database"] == "ok" and found["write_state"] == "ok" and found["rewrite_config"] == "ok"
     assert found["read_control_token"] == "ok" and found["control_stop"] == "UNAUTHORIZED", "the token is still asked for"
+    assert found["plant_host_code"] == "ok" and found["edit_strategy"] == "ok"
     assert "strategy sandbox: off ([host] sandbox = false)" in host.stderr()
     host.stop()
