@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy.engine import make_url
 
 from host.errors import ConfigError, ScheduleError
@@ -88,15 +88,17 @@ class HostConfig(BaseModel):
     """Confine run processes with Landlock where the kernel has it (host/sandbox.py)."""
     protect: list[Path] = Field(default_factory=list)
     """More paths run processes may not touch, on top of state/ and the database."""
+    writable: list[Path] = Field(default_factory=list)
+    """Folders in the (otherwise read-only) project folder that runs may write."""
 
-    @field_validator("protect", mode="before")
+    @field_validator("protect", "writable", mode="before")
     @classmethod
-    def _paths(cls, value: Any) -> Any:
+    def _paths(cls, value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, list):
             raise ValueError(f"expected a list of path strings, got {value!r}")
         paths = [cls._path(item) for item in value]
         if any(str(path).strip() == "/" for path in paths):
-            raise ValueError("'/' would leave runs nothing at all; name the folders to protect")
+            raise ValueError(f"'/' is the whole machine; name the folders runs may {'not touch' if info.field_name == 'protect' else 'write'}")
         return paths
 
     @field_validator("strategies_dir", "state_dir", mode="before")
@@ -161,7 +163,7 @@ class Config:
         if database is not None:
             paths += [database, *(database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
         if self.router.key_file is not None:
-            paths.append(Path(os.path.abspath(self.path.parent / self.router.key_file)))
+            paths.append(self.router.key_file)
         return [*paths, *self.host.protect]
 
     @property
@@ -421,6 +423,7 @@ def parse_config(text: str, path: Path) -> Config:
         "strategies_dir": Path(os.path.abspath(base / host.strategies_dir)),
         "state_dir": Path(os.path.abspath(base / host.state_dir)),
         "protect": [Path(os.path.abspath(base / p)) for p in host.protect],
+        "writable": [Path(os.path.abspath(base / p)) for p in host.writable],
     })
 
     defaults = dict(data.get("defaults", {}))
@@ -434,6 +437,8 @@ def parse_config(text: str, path: Path) -> Config:
         strategies[name] = dict(table)
 
     router = _validate_table(("router",), RouterConfig, data.get("router", {}), fail)
+    if router.key_file is not None:
+        router = router.model_copy(update={"key_file": Path(os.path.abspath(base / router.key_file))})
     risk = _validate_table(("risk",), RiskConfig, data.get("risk", {}), fail)
     brokers = _validate_brokers(data.get("brokers") or DEFAULT_BROKERS, fail)
     if router.default_broker not in brokers:

@@ -115,7 +115,7 @@ def _launch(
         return
     protect = request.get("protect")
     try:
-        ruleset = None if protect is None else rulesets.get(protect, request.get("readonly") or ())
+        ruleset = None if protect is None else rulesets.get(protect, request.get("readonly") or (), request.get("writable") or ())
     except OSError as exc:
         # Never run a strategy unconfined that was meant to be confined.
         for fd in fds:

@@ -61,7 +61,8 @@ class Launcher:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "host.forkserver", str(theirs.fileno()), json.dumps(self._preload)],
+                # -P: the working folder stays off the import path (runs must not be able to plant modules for us).
+                [sys.executable, "-P", "-m", "host.forkserver", str(theirs.fileno()), json.dumps(self._preload)],
                 pass_fds=[theirs.fileno()],
                 env=self._env,
                 stdin=subprocess.DEVNULL,

@@ -57,8 +57,6 @@ class Reach(enum.Enum):
 
     TREE = "tree"
     """Everything in and beneath a folder."""
-    FILE = "file"
-    """Reading, writing and running one file."""
     READ_TREE = "read-tree"
     """Reading and running what is in and beneath a folder, nothing else."""
     READ_FILE = "read-file"
@@ -105,14 +103,20 @@ def _roots(paths: Iterable[str]) -> list[str]:
     return [p for p in unique if not any(q != p and _inside(p, q) for q in unique)]
 
 
-def plan(protected: Iterable[str], entries: Callable[[str], Iterable[Entry]], readonly: Iterable[str] = ()) -> list[Grant]:
-    """The grants that open everything but ``protected``, and ``readonly`` only to reading and running.
+def plan(
+    protected: Iterable[str], entries: Callable[[str], Iterable[Entry]], readonly: Iterable[str] = (), writable: Iterable[str] = (),
+) -> list[Grant]:
+    """The grants that open everything but ``protected``, ``readonly`` only to reading and running.
 
     Paths are absolute and real; ``entries`` lists a folder. A path inside
     another of its kind adds nothing; a read-only path inside a protected one
     stays closed; one that does not exist yet still keeps its folder closed
-    to writes. A symlink is granted as its target: not at all if that target is
-    protected or above a special path, read-only if it is read-only.
+    to writes. A file directly in a folder above a special path is read-only:
+    a file written there and renamed over a protected one would carry its
+    grant along. A symlink is granted as its target: not at all if that
+    target is protected or above a special path, read-only if it is read-only.
+    ``writable`` folders inside read-only ones are opened again (Landlock's
+    grants add up), unless they are protected or above a protected path.
     """
     closed_roots = _roots(protected)
     read_roots = [r for r in _roots(readonly) if not any(_inside(r, p) for p in closed_roots)]
@@ -124,7 +128,7 @@ def plan(protected: Iterable[str], entries: Callable[[str], Iterable[Entry]], re
             return None
         if any(_inside(path, root) for root in read_roots):
             return Reach.READ_TREE if is_dir else Reach.READ_FILE
-        return Reach.TREE if is_dir else Reach.FILE
+        return Reach.TREE if is_dir else Reach.READ_FILE
 
     grants: list[Grant] = []
     for folder in sorted(above):
@@ -135,10 +139,12 @@ def plan(protected: Iterable[str], entries: Callable[[str], Iterable[Entry]], re
             if own is not None and target is not None:
                 # A link is no wider than the path it sits at, nor than its target.
                 grants.append(Grant(entry.target or entry.path, max(own, target, key=_RANK.index)))
+    opened = [w for w in map(os.path.normpath, writable) if w not in above and not any(_inside(w, r) or _inside(r, w) for r in closed_roots)]
+    grants += [Grant(path, Reach.TREE) for path in _roots(opened)]
     return grants
 
 
-_RANK = [Reach.TREE, Reach.FILE, Reach.READ_TREE, Reach.READ_FILE]
+_RANK = [Reach.TREE, Reach.READ_TREE, Reach.READ_FILE]
 """From widest to narrowest; a folder and a file never meet in one entry."""
 
 
@@ -204,8 +210,8 @@ def _fail(what: str) -> SandboxError:
     return SandboxError(errno, f"{what} failed: {os.strerror(errno)}")
 
 
-def build(protected: Iterable[str], version: int, readonly: Iterable[str] = ()) -> int:
-    """A ruleset for this ABI that closes ``protected`` and keeps ``readonly`` unchanged; returns its descriptor (the caller closes it)."""
+def build(protected: Iterable[str], version: int, readonly: Iterable[str] = (), writable: Iterable[str] = ()) -> int:
+    """A ruleset for this ABI (see :func:`plan`); returns its descriptor (the caller closes it)."""
     handled = _handled(version)
     attr = _RulesetAttr(handled, 0, _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if version >= 6 else 0)
     size = ctypes.sizeof(_RulesetAttr) if version >= 6 else 16 if version >= 4 else 8
@@ -213,16 +219,18 @@ def build(protected: Iterable[str], version: int, readonly: Iterable[str] = ()) 
     if ruleset < 0:
         raise _fail("landlock_create_ruleset")
     try:
-        for grant in plan([os.path.realpath(p) for p in protected], _real_entries, [os.path.realpath(p) for p in readonly]):
+        real = [[os.path.realpath(p) for p in paths] for paths in (protected, readonly, writable)]
+        for grant in plan(real[0], _real_entries, real[1], real[2]):
             allowed = {
-                Reach.TREE: handled, Reach.FILE: handled & _FILE_RIGHTS, Reach.READ_TREE: _READ_FILE | _READ_DIR | _EXECUTE,
-                Reach.READ_FILE: _READ_FILE | _EXECUTE, Reach.LIST: _READ_DIR,
+                Reach.TREE: handled, Reach.READ_TREE: _READ_FILE | _READ_DIR | _EXECUTE, Reach.READ_FILE: _READ_FILE | _EXECUTE, Reach.LIST: _READ_DIR,
             }[grant.reach]
             try:
                 fd = os.open(grant.path, os.O_PATH | os.O_CLOEXEC)
             except OSError:
                 continue  # gone since it was listed: nothing to grant
             try:
+                if os.readlink(f"/proc/self/fd/{fd}") != grant.path:
+                    continue  # a folder on the way was swapped for a link since it was planned: grant nothing
                 rule = _PathBeneathAttr(allowed, fd)
                 if _libc.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
                     raise _fail(f"landlock_add_rule on {grant.path}")
@@ -247,12 +255,12 @@ def restrict(ruleset: int) -> None:
         raise _fail("landlock_restrict_self")
 
 
-def confine(protected: Iterable[str], readonly: Iterable[str] = (), *, version: int | None = None) -> int:
+def confine(protected: Iterable[str], readonly: Iterable[str] = (), writable: Iterable[str] = (), *, version: int | None = None) -> int:
     """Build a ruleset and restrict the calling process with it; return the ABI used, 0 if none."""
     version = abi() if version is None else version
     if version <= 0:
         return 0
-    ruleset = build(protected, version, readonly)
+    ruleset = build(protected, version, readonly, writable)
     try:
         restrict(ruleset)
     finally:
@@ -271,18 +279,18 @@ class Rulesets:
 
     def __init__(self, version: int | None = None) -> None:
         self.version = abi() if version is None else version
-        self._built: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[tuple[tuple[str, int], ...], int]] = {}
+        self._built: dict[tuple[tuple[str, ...], ...], tuple[tuple[tuple[str, int], ...], int]] = {}
 
-    def get(self, protected: Sequence[str], readonly: Sequence[str] = ()) -> int | None:
+    def get(self, protected: Sequence[str], readonly: Sequence[str] = (), writable: Sequence[str] = ()) -> int | None:
         """The ruleset descriptor (owned by this cache); None when the kernel has no Landlock."""
         if self.version <= 0:
             return None
-        key = (tuple(os.path.realpath(p) for p in protected), tuple(os.path.realpath(p) for p in readonly))
+        key = tuple(tuple(os.path.realpath(p) for p in paths) for paths in (protected, readonly, writable))
         stamp = _stamp((*key[0], *key[1]))
         cached = self._built.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        ruleset = build(key[0], self.version, key[1])
+        ruleset = build(key[0], self.version, key[1], key[2])
         if cached is not None:
             os.close(cached[1])
         self._built[key] = (stamp, ruleset)
@@ -294,19 +302,25 @@ def _stamp(paths: Sequence[str]) -> tuple[tuple[str, int], ...]:
     stamp = []
     for folder in folders:
         try:
-            stamp.append((folder, os.stat(folder).st_mtime_ns))
+            # The change time, not the modification time: a run may set the latter back (utime), never the former.
+            stamp.append((folder, os.stat(folder).st_ctime_ns))
         except OSError:
             stamp.append((folder, -1))
     return tuple(stamp)
 
 
 def host_code() -> list[str]:
-    """Where the code the supervisor and router run comes from: tradehost's packages and the Python install.
+    """Where the code the supervisor, fork server and router run comes from.
 
-    Runs may read and run it, never change it: what they changed would run unconfined at the host's next start.
+    tradehost's packages and the folder holding them, every folder on this
+    interpreter's import path, and the Python installation. Runs may read and
+    run it, never change it: what they changed would run unconfined at the
+    host's next start. (The fork server and router start with ``-P``, so the
+    working folder is not on their path.)
     """
     import brokers
     import host
 
-    paths = [os.path.dirname(os.path.abspath(module.__file__ or "")) for module in (host, brokers)]
-    return [*paths, *dict.fromkeys((sys.prefix, sys.base_prefix))]
+    packages = [os.path.dirname(os.path.abspath(module.__file__ or "")) for module in (host, brokers)]
+    on_path = [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)]
+    return list(dict.fromkeys([*packages, os.path.dirname(packages[0]), *on_path, sys.prefix, sys.base_prefix]))

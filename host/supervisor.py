@@ -481,7 +481,9 @@ class Supervisor:
             "cwd": str(self.config.path.parent),
             "env": env,
             "protect": [str(path) for path in self.config.protected_paths] if self.config.host.sandbox else None,
-            "readonly": [str(self.config.host.strategies_dir), *sandbox.host_code()],
+            # The project folder holds the config, the strategies and (as a rule) the code the host runs.
+            "readonly": [str(self.config.path.parent), str(self.config.host.strategies_dir), *sandbox.host_code()],
+            "writable": [str(path) for path in self.config.host.writable],
         }
 
     # -- after a run ---------------------------------------------------------

@@ -19,7 +19,8 @@ class RouterProcess:
     """The router as a built-in continuous service of the supervisor."""
 
     def __init__(self, config_path: str, key: bytes, env: Mapping[str, str], *, delay_max: float = 10.0) -> None:
-        self._args = [sys.executable, "-m", "host.router", "--config", config_path, "--managed"]
+        # -P: the working folder stays off the import path (runs must not be able to plant modules for us).
+        self._args = [sys.executable, "-P", "-m", "host.router", "--config", config_path, "--managed"]
         self._key = key
         self._env = dict(env)
         self._delay_max = delay_max

@@ -586,22 +586,27 @@ def test_protect_adds_paths_resolved_like_the_others_and_a_database_or_key_kept_
         [host]
         sandbox = false
         protect = ["~/.ssh", "secrets"]
+        writable = ["data", "/var/out"]
         database = "sqlite:////var/lib/th/state.db"
         [router]
         key_file = "keys/router.key"
     """), Path("/srv/app/supervisor.toml"))
     assert config.host.sandbox is False
+    assert config.router.key_file == Path("/srv/app/keys/router.key"), "relative to the config file, as every path"
     assert config.protected_paths == [
         Path("/srv/app/state"), Path("/srv/app/supervisor.toml"), Path("/var/lib/th/state.db"), Path("/var/lib/th/state.db-wal"), Path("/var/lib/th/state.db-shm"),
         Path("/var/lib/th/state.db-journal"), Path("/srv/app/keys/router.key"), Path("/home/trader/.ssh"), Path("/srv/app/secrets"),
     ]
+    assert config.host.writable == [Path("/srv/app/data"), Path("/var/out")]
 
 
 @pytest.mark.parametrize(("text", "message"), [
     ('protect = "secrets"', "host.protect: expected a list of path strings, got 'secrets'"),
     ('protect = ["ok", 3]', "host.protect: expected a path string, got 3"),
     ('protect = [" "]', "host.protect: must not be empty"),
-    ('protect = ["/"]', "host.protect: '/' would leave runs nothing at all"),
+    ('protect = ["/"]', "host.protect: '/' is the whole machine; name the folders runs may not touch"),
+    ('writable = ["/"]', "host.writable: '/' is the whole machine; name the folders runs may write"),
+    ('writable = "data"', "host.writable: expected a list of path strings, got 'data'"),
     ('sandbox = "yes"', "host.sandbox: Input should be a valid boolean"),
 ])
 def test_bad_sandbox_settings_are_named(text: str, message: str) -> None:

@@ -42,7 +42,9 @@ def test_everything_beside_the_protected_path_and_its_folders_is_granted_and_the
     assert [g for g in grants if g.reach is Reach.LIST] == [Grant("/", Reach.LIST), Grant("/srv", Reach.LIST), Grant("/srv/app", Reach.LIST)]
     granted = {g.path: g.reach for g in grants if g.reach is not Reach.LIST}
     assert granted["/etc"] is Reach.TREE and granted["/srv/other"] is Reach.TREE and granted["/srv/app/strategies"] is Reach.TREE
-    assert granted["/vmlinuz"] is Reach.FILE and granted["/srv/notes.txt"] is Reach.FILE and granted["/srv/app/supervisor.toml"] is Reach.FILE
+    # A file beside state/ or above it is read-only: one written there and renamed over a protected file would carry its grant.
+    assert granted["/vmlinuz"] is Reach.READ_FILE and granted["/srv/notes.txt"] is Reach.READ_FILE
+    assert granted["/srv/app/supervisor.toml"] is Reach.READ_FILE
     assert "/srv/app/state" not in granted
 
 
@@ -75,6 +77,13 @@ def test_a_read_only_path_deeper_down_closes_the_folders_above_it_to_writes() ->
     grants = plan(["/srv/app/state"], entries, readonly=["/srv/other/venv"])
     assert Grant("/srv/other", Reach.LIST) in grants and Grant("/srv/app", Reach.LIST) in grants
     assert all(g.path != "/srv/other" or g.reach is Reach.LIST for g in grants)
+
+
+def test_writable_folders_inside_read_only_ones_are_opened_again_unless_they_touch_a_protected_path() -> None:
+    grants = plan(["/srv/app/state"], entries, readonly=["/srv/app"], writable=["/srv/app/data", "/srv/app/state/x", "/srv/app", "/srv"])
+    assert Grant("/srv/app/data", Reach.TREE) in grants
+    assert Grant("/srv/app/strategies", Reach.READ_TREE) in grants
+    assert not any(g.reach is Reach.TREE and g.path in ("/srv/app/state/x", "/srv/app", "/srv") for g in grants)
 
 
 def test_a_doubled_leading_slash_ends_at_the_root() -> None:
@@ -219,6 +228,39 @@ def test_the_fork_servers_ruleset_is_reused_until_a_folder_above_state_changes(p
     assert _probe_restricted(second, project / "state" / "secret") == "PermissionError"
 
 
+@needs_landlock
+def test_a_folder_swapped_for_a_link_to_state_between_plan_and_grant_is_not_granted(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    decoy = project / "decoy"
+    decoy.symlink_to(project / "state")  # what a run could swap in after the listing
+
+    real_entries = sandbox._real_entries
+
+    def listing(folder: str) -> Iterable[Entry]:
+        yield from real_entries(folder)
+        if folder == str(project):
+            yield Entry(str(decoy), True, str(decoy))  # as planned before the swap: a plain folder
+
+    monkeypatch.setattr(sandbox, "_real_entries", listing)
+    ruleset = sandbox.build([str(project / "state")], LANDLOCK)
+    try:
+        assert _probe_restricted(ruleset, project / "state" / "secret") == "PermissionError"
+        assert _probe_restricted(ruleset, project / "data" / "prices.csv") == "ok"
+    finally:
+        os.close(ruleset)
+
+
+@needs_landlock
+def test_setting_a_folders_modification_time_back_does_not_keep_a_stale_ruleset(project: Path) -> None:
+    rulesets = sandbox.Rulesets()
+    protect = [str(project / "state")]
+    before = os.stat(project)
+    rulesets.get(protect)
+    (project / "later").mkdir()
+    (project / "later" / "notes.txt").write_text("new")
+    os.utime(project, ns=(before.st_atime_ns, before.st_mtime_ns))  # what a run could do to freeze the cache
+    assert _probe_restricted(rulesets.get(protect), project / "later" / "notes.txt") == "ok"
+
+
 def test_without_landlock_there_is_no_ruleset() -> None:
     assert sandbox.Rulesets(version=0).get(["/tmp/state"]) is None
 
@@ -252,6 +294,7 @@ SNOOP = """
         attempt("edit_strategy", lambda: open(__file__, "a").write("# edited"))
         attempt("read_outside", lambda: open(os.path.join(os.getcwd(), "data", "in.txt")).read())
         attempt("write_outside", lambda: open(os.path.join(os.getcwd(), "data", "out.txt"), "w").write("x"))
+        attempt("write_project_folder", lambda: open(os.path.join(os.getcwd(), "notes", "planted.py"), "w").write("x"))
         attempt("stop_fork_server", lambda: os.kill(os.getppid(), signal.SIGSTOP))
         supervisor = int(open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()[1])  # the fork server's parent
         attempt("signal_supervisor", lambda: os.kill(supervisor, 0))
@@ -277,6 +320,8 @@ def _found(host: Host, name: str) -> dict[str, object]:
 
 @needs_landlock
 def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_works(host: Host) -> None:
+    host.write_config('[host]\nwatch_interval = 0.1\ndebounce = 0.2\nwritable = ["data"]\n[router]\nenabled = false\n')
+    (host.root / "notes").mkdir()
     (host.root / "data").mkdir()
     (host.root / "data" / "in.txt").write_text("prices")
     host.write_strategy("snoop", SNOOP)
@@ -287,7 +332,8 @@ def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_wo
     assert found["rewrite_config"] == "PermissionError", "a run that could rewrite the config could reload itself out of the sandbox"
     assert found["plant_host_code"] == "PermissionError", "what a run planted in the host's code would run unconfined at the next start"
     assert found["edit_strategy"] == "PermissionError"
-    assert found["read_outside"] == "ok" and found["write_outside"] == "ok"
+    assert found["read_outside"] == "ok" and found["write_outside"] == "ok", "[host] writable opens data/"
+    assert found["write_project_folder"] == "PermissionError", "the rest of the project folder is read-only"
     assert found["ctx_state"] == 1, "the run channel's socket in state/ is still reachable"
     assert found["read_control_token"] == "PermissionError" and found["control_stop"] == "UNAUTHORIZED"
     if LANDLOCK >= 6:
@@ -299,6 +345,7 @@ def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_wo
 
 def test_sandbox_false_leaves_runs_unconfined(host: Host) -> None:
     host.write_config('[host]\nwatch_interval = 0.1\ndebounce = 0.2\nsandbox = false\n[router]\nenabled = false\n')
+    (host.root / "notes").mkdir()
     (host.root / "data").mkdir()
     (host.root / "data" / "in.txt").write_text("prices")
     host.write_strategy("snoop", SNOOP.replace("signal.SIGSTOP", "0"))
