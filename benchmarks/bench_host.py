@@ -235,7 +235,8 @@ class Host:
         self.out.mkdir()
         for name, text in strategies.items():
             (self.strategies_dir / f"{name}.py").write_text(text)
-        self.config.write_text('[host]\nstrategies_dir = "s"\nstate_dir = "st"\n' + host_options)
+        # out/ is where the benchmark's strategies write; the rest of the project folder is read-only to runs.
+        self.config.write_text('[host]\nstrategies_dir = "s"\nstate_dir = "st"\nwritable = ["out"]\n' + host_options)
         if len(str(self.state_dir / "control.sock")) >= 100:
             raise SystemExit(f"temporary path too long for a unix socket: {self.state_dir}")
         self.proc: subprocess.Popen[bytes] | None = None

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Entry", "Grant", "Reach", "Rulesets", "SandboxError", "abi", "build", "confine", "describe", "host_code", "plan", "restrict"]
+__all__ = ["Entry", "Grant", "Reach", "Rulesets", "SandboxError", "abi", "build", "confine", "describe", "host_code", "overlaps", "plan", "reopens_code", "restrict"]
 
 # The same numbers on every architecture (generic syscall table, Linux 5.13).
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
@@ -85,6 +85,12 @@ class Grant:
 
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def overlaps(path: str, folder: str) -> bool:
+    """Whether one of the two paths is, or is inside, the other (pure)."""
+    a, b = os.path.normpath(path), os.path.normpath(folder)
+    return _inside(a, b) or _inside(b, a)
 
 
 def _ancestors(path: str) -> Iterator[str]:
@@ -309,18 +315,44 @@ def _stamp(paths: Sequence[str]) -> tuple[tuple[str, int], ...]:
     return tuple(stamp)
 
 
-def host_code() -> list[str]:
-    """Where the code the supervisor, fork server and router run comes from.
+_SYSTEM = ("/etc", "/usr", "/boot", "/opt", "/proc", "/sys")
+"""What file permissions keep ordinary users from changing, and nothing keeps root from: read-only to a root host's runs."""
 
-    tradehost's packages and the folder holding them, every folder on this
-    interpreter's import path, and the Python installation. Runs may read and
-    run it, never change it: what they changed would run unconfined at the
-    host's next start. (The fork server and router start with ``-P``, so the
-    working folder is not on their path.)
-    """
+
+def _code() -> tuple[list[str], list[str]]:
+    """(folders no part of which may change, import-path folders whose own entries may not change)."""
+    import site
+
     import brokers
     import host
 
     packages = [os.path.dirname(os.path.abspath(module.__file__ or "")) for module in (host, brokers)]
+    user_site = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
+    programs = [os.path.abspath(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    system = list(_SYSTEM) if os.geteuid() == 0 else []
+    whole = list(dict.fromkeys([*packages, *user_site, sys.prefix, sys.base_prefix, *programs, *system]))
     on_path = [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)]
-    return list(dict.fromkeys([*packages, os.path.dirname(packages[0]), *on_path, sys.prefix, sys.base_prefix]))
+    tops = [p for p in dict.fromkeys([os.path.dirname(packages[0]), *on_path]) if not any(_inside(p, w) for w in whole)]
+    return whole, tops
+
+
+def host_code() -> list[str]:
+    """Where the code the supervisor, fork server and router run comes from, and the programs they start.
+
+    tradehost's packages and the folder holding them, every folder on this
+    interpreter's import path, the user's site-packages (made or not), the
+    Python installation, and every folder on ``PATH`` (a library may run a
+    program by name); for a host run as root, the system folders as well.
+    Runs may read and run all of it, never change it: what they changed would
+    run unconfined at the host's next start. (The fork server and router start
+    with ``-P``, so the working folder is not on their import path.)
+    """
+    whole, tops = _code()
+    return [*whole, *tops]
+
+
+def reopens_code(path: str) -> bool:
+    """Whether making ``path`` writable would reopen the host's code: it is, holds or lies in a folder of
+    :func:`host_code`, except below an import-path folder (the project folder may be one), whose subfolders may be opened."""
+    whole, tops = _code()
+    return any(overlaps(path, folder) for folder in whole) or any(_inside(top, os.path.normpath(path)) for top in tops)

@@ -210,7 +210,19 @@ class Supervisor:
             log.info("shutdown requested")
             self._shutdown.set()
 
+    @property
+    def _writable(self) -> list[str]:
+        """``[host] writable``, less what would reopen the host's code or the strategies."""
+        strategies = str(self.config.host.strategies_dir)
+        return [str(p) for p in self.config.host.writable if not (sandbox.reopens_code(str(p)) or sandbox.overlaps(str(p), strategies))]
+
     def _report_sandbox(self) -> None:
+        refused = sorted({str(path) for path in self.config.host.writable} - set(self._writable))
+        if refused:
+            log.warning("[host] writable: %s left read-only (the host's code or the strategies)", ", ".join(refused))
+        if self.config.host.sandbox and os.geteuid() == 0:
+            log.warning("strategy sandbox: the host runs as root; runs cannot change the system folders, but root is root: "
+                        "run the host under its own user (tradehost service --user)")
         if not self.config.host.sandbox:
             log.warning("strategy sandbox: off ([host] sandbox = false); strategies can read and write state/ and signal the host")
             return
@@ -483,7 +495,7 @@ class Supervisor:
             "protect": [str(path) for path in self.config.protected_paths] if self.config.host.sandbox else None,
             # The project folder holds the config, the strategies and (as a rule) the code the host runs.
             "readonly": [str(self.config.path.parent), str(self.config.host.strategies_dir), *sandbox.host_code()],
-            "writable": [str(path) for path in self.config.host.writable],
+            "writable": self._writable,
         }
 
     # -- after a run ---------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -261,6 +262,23 @@ def test_setting_a_folders_modification_time_back_does_not_keep_a_stale_ruleset(
     assert _probe_restricted(rulesets.get(protect), project / "later" / "notes.txt") == "ok"
 
 
+def test_the_hosts_code_and_the_programs_on_its_path_are_never_reopened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import host
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    code = sandbox.host_code()
+    assert str(tools) in code and sys.prefix in code and os.path.dirname(host.__file__) in code
+    assert (os.geteuid() == 0) == ("/etc" in code)
+    for path in (str(tools), str(tools / "sub"), sys.prefix, os.path.join(os.path.dirname(host.__file__), "x"), "/"):
+        assert sandbox.reopens_code(path), path
+    assert not sandbox.reopens_code(str(tmp_path / "data"))
+    holder = os.path.dirname(os.path.dirname(host.__file__))
+    assert not sandbox.reopens_code(os.path.join(holder, "data")), "a folder in the project may be opened"
+    assert sandbox.reopens_code(holder)
+
+
 def test_without_landlock_there_is_no_ruleset() -> None:
     assert sandbox.Rulesets(version=0).get(["/tmp/state"]) is None
 
@@ -292,6 +310,7 @@ SNOOP = """
         probe = os.path.join(os.path.dirname(host.__file__), f".sandbox-probe-{os.getpid()}")
         attempt("plant_host_code", lambda: (open(probe, "w").close(), os.unlink(probe)))
         attempt("edit_strategy", lambda: open(__file__, "a").write("# edited"))
+        attempt("plant_program", lambda: open(os.path.join(os.environ["PATH"].split(os.pathsep)[0], "file"), "w").write("#!/bin/sh"))
         attempt("read_outside", lambda: open(os.path.join(os.getcwd(), "data", "in.txt")).read())
         attempt("write_outside", lambda: open(os.path.join(os.getcwd(), "data", "out.txt"), "w").write("x"))
         attempt("write_project_folder", lambda: open(os.path.join(os.getcwd(), "notes", "planted.py"), "w").write("x"))
@@ -319,8 +338,11 @@ def _found(host: Host, name: str) -> dict[str, object]:
 
 
 @needs_landlock
-def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_works(host: Host) -> None:
-    host.write_config('[host]\nwatch_interval = 0.1\ndebounce = 0.2\nwritable = ["data"]\n[router]\nenabled = false\n')
+def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_works(host: Host, tmp_path: Path) -> None:
+    tools = tmp_path / "bin"  # first on the host's PATH: a program planted there would run at its next start
+    tools.mkdir()
+    host.env["PATH"] = f"{tools}{os.pathsep}{host.env['PATH']}"
+    host.write_config('[host]\nwatch_interval = 0.1\ndebounce = 0.2\nwritable = ["data", "strategies"]\n[router]\nenabled = false\n')
     (host.root / "notes").mkdir()
     (host.root / "data").mkdir()
     (host.root / "data" / "in.txt").write_text("prices")
@@ -331,7 +353,10 @@ def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_wo
     assert found["write_state"] == "PermissionError" and not (host.state / "planted.key").exists()
     assert found["rewrite_config"] == "PermissionError", "a run that could rewrite the config could reload itself out of the sandbox"
     assert found["plant_host_code"] == "PermissionError", "what a run planted in the host's code would run unconfined at the next start"
-    assert found["edit_strategy"] == "PermissionError"
+    assert found["edit_strategy"] == "PermissionError", "[host] writable never reopens the strategies"
+    assert found["plant_program"] == "PermissionError" and not (tools / "file").exists()
+    assert "[host] writable: " in host.stderr() and "left read-only" in host.stderr()
+    assert ("the host runs as root" in host.stderr()) == (os.geteuid() == 0)
     assert found["read_outside"] == "ok" and found["write_outside"] == "ok", "[host] writable opens data/"
     assert found["write_project_folder"] == "PermissionError", "the rest of the project folder is read-only"
     assert found["ctx_state"] == 1, "the run channel's socket in state/ is still reachable"
@@ -343,7 +368,10 @@ def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_wo
     host.stop()
 
 
-def test_sandbox_false_leaves_runs_unconfined(host: Host) -> None:
+def test_sandbox_false_leaves_runs_unconfined(host: Host, tmp_path: Path) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    host.env["PATH"] = f"{tools}{os.pathsep}{host.env['PATH']}"
     host.write_config('[host]\nwatch_interval = 0.1\ndebounce = 0.2\nsandbox = false\n[router]\nenabled = false\n')
     (host.root / "notes").mkdir()
     (host.root / "data").mkdir()
@@ -353,6 +381,6 @@ def test_sandbox_false_leaves_runs_unconfined(host: Host) -> None:
     found = _found(host, "snoop")
     assert found["read_database"] == "ok" and found["write_state"] == "ok" and found["rewrite_config"] == "ok"
     assert found["read_control_token"] == "ok" and found["control_stop"] == "UNAUTHORIZED", "the token is still asked for"
-    assert found["plant_host_code"] == "ok" and found["edit_strategy"] == "ok"
+    assert found["plant_host_code"] == "ok" and found["edit_strategy"] == "ok" and found["plant_program"] == "ok"
     assert "strategy sandbox: off ([host] sandbox = false)" in host.stderr()
     host.stop()
