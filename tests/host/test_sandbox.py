@@ -337,18 +337,23 @@ def _found(host: Host, name: str) -> dict[str, object]:
     return json.loads(line.split("FOUND ", 1)[1])
 
 
-@needs_landlock
-def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_works(host: Host, tmp_path: Path) -> None:
+def _snoop(host: Host, tmp_path: Path, host_settings: str, source: str) -> tuple[dict[str, object], Path]:
+    """Run the snooping strategy on a host with these [host] settings; what it found, and the folder first on its PATH."""
     tools = tmp_path / "bin"  # first on the host's PATH: a program planted there would run at its next start
     tools.mkdir()
     host.env["PATH"] = f"{tools}{os.pathsep}{host.env['PATH']}"
-    host.write_config('[host]\nwatch_interval = 0.1\ndebounce = 0.2\nwritable = ["data", "strategies"]\n[router]\nenabled = false\n')
+    host.write_config(f"[host]\nwatch_interval = 0.1\ndebounce = 0.2\n{host_settings}\n[router]\nenabled = false\n")
     (host.root / "notes").mkdir()
     (host.root / "data").mkdir()
     (host.root / "data" / "in.txt").write_text("prices")
-    host.write_strategy("snoop", SNOOP)
+    host.write_strategy("snoop", source)
     host.start()
-    found = _found(host, "snoop")
+    return _found(host, "snoop"), tools
+
+
+@needs_landlock
+def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_works(host: Host, tmp_path: Path) -> None:
+    found, tools = _snoop(host, tmp_path, 'writable = ["data", "strategies"]', SNOOP)
     assert found["read_database"] == "PermissionError" and found["sqlite_database"] == "OperationalError"
     assert found["write_state"] == "PermissionError" and not (host.state / "planted.key").exists()
     assert found["rewrite_config"] == "PermissionError", "a run that could rewrite the config could reload itself out of the sandbox"
@@ -369,16 +374,7 @@ def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_wo
 
 
 def test_sandbox_false_leaves_runs_unconfined(host: Host, tmp_path: Path) -> None:
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    host.env["PATH"] = f"{tools}{os.pathsep}{host.env['PATH']}"
-    host.write_config('[host]\nwatch_interval = 0.1\ndebounce = 0.2\nsandbox = false\n[router]\nenabled = false\n')
-    (host.root / "notes").mkdir()
-    (host.root / "data").mkdir()
-    (host.root / "data" / "in.txt").write_text("prices")
-    host.write_strategy("snoop", SNOOP.replace("signal.SIGSTOP", "0"))
-    host.start()
-    found = _found(host, "snoop")
+    found, _ = _snoop(host, tmp_path, "sandbox = false", SNOOP.replace("signal.SIGSTOP", "0"))
     assert found["read_database"] == "ok" and found["write_state"] == "ok" and found["rewrite_config"] == "ok"
     assert found["read_control_token"] == "ok" and found["control_stop"] == "UNAUTHORIZED", "the token is still asked for"
     assert found["plant_host_code"] == "ok" and found["edit_strategy"] == "ok" and found["plant_program"] == "ok"
