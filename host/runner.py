@@ -52,6 +52,17 @@ def error_summary(exc: BaseException) -> str:
     return line if len(line) <= _MAX_SUMMARY else line[: _MAX_SUMMARY - 1] + "…"
 
 
+SANDBOX_HINT = " (the run sandbox keeps state/, the project folder and the host's code from runs; [host] writable opens folders)"
+
+
+def failure_summary(exc: BaseException, *, sandboxed: bool) -> str:
+    """:func:`error_summary`, saying why when the run sandbox refused a file (pure)."""
+    summary = error_summary(exc)
+    if sandboxed and isinstance(exc, PermissionError) and exc.filename is not None:
+        return summary[: _MAX_SUMMARY - len(SANDBOX_HINT)] + SANDBOX_HINT
+    return summary
+
+
 class _LineHandler(logging.Handler):
     """Writes each record with one ``write`` so lines from several processes never interleave."""
 
@@ -168,6 +179,7 @@ def run_target(request: Mapping[str, Any]) -> int:
         router=_router_client(request),
     )
     _install_stop_handler(ctx)
+    sandboxed = request.get("protect") is not None
     try:
         try:
             run = load_target(request["target"])
@@ -176,7 +188,7 @@ def run_target(request: Mapping[str, Any]) -> int:
             return EXIT_OK
         except BaseException as exc:
             traceback.print_exc()
-            _report({"event": "result", "outcome": "load_error", "error": error_summary(exc)})
+            _report({"event": "result", "outcome": "load_error", "error": failure_summary(exc, sandboxed=sandboxed)})
             return EXIT_LOAD_ERROR
         call = _bind(run, ctx)
         try:
@@ -194,7 +206,7 @@ def run_target(request: Mapping[str, Any]) -> int:
             return exc.code if isinstance(exc.code, int) and 0 < exc.code < 256 else EXIT_FAILED
         except BaseException as exc:
             traceback.print_exc()
-            _report({"event": "result", "outcome": "failed", "error": error_summary(exc)})
+            _report({"event": "result", "outcome": "failed", "error": failure_summary(exc, sandboxed=sandboxed)})
             return EXIT_FAILED
         _report({"event": "result", "outcome": "ok"})
         return EXIT_OK

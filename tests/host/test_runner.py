@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from host.child import STATUS_FD
-from host.runner import EXIT_FAILED, EXIT_LOAD_ERROR, EXIT_OK, error_summary, load_target, run_target
+from host.runner import EXIT_FAILED, EXIT_LOAD_ERROR, EXIT_OK, SANDBOX_HINT, error_summary, failure_summary, load_target, run_target
 
 # ------------------------------------------------------------ error_summary
 
@@ -37,6 +37,15 @@ def test_error_summary_is_type_and_message() -> None:
     assert error_summary(raised(ValueError("boom"))) == "ValueError: boom"
     assert error_summary(raised(KeyError("k"))) == "KeyError: 'k'"
     assert error_summary(RuntimeError()) == "RuntimeError"
+
+
+def test_a_refused_file_in_a_sandboxed_run_says_why() -> None:
+    refused = PermissionError(13, "Permission denied", "/srv/app/out.csv")
+    assert failure_summary(refused, sandboxed=True) == "PermissionError: [Errno 13] Permission denied: '/srv/app/out.csv'" + SANDBOX_HINT
+    assert failure_summary(refused, sandboxed=False) == error_summary(refused)
+    assert failure_summary(PermissionError("not a file"), sandboxed=True) == "PermissionError: not a file"
+    long = PermissionError(13, "Permission denied", "/x" * 400)
+    assert len(failure_summary(long, sandboxed=True)) <= 500 and failure_summary(long, sandboxed=True).endswith(SANDBOX_HINT)
 
 
 def test_error_summary_is_one_line() -> None:

@@ -370,6 +370,14 @@ def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_wo
         assert found["stop_fork_server"] == "PermissionError" and found["signal_supervisor"] == "PermissionError"
     assert host.status()["snoop"]["state"] == "running"
     assert "strategy sandbox: Landlock ABI" in host.stderr()
+    host.write_strategy("writer", """
+        def run(ctx):
+            open("results.csv", "w").write("x")   # the working folder is the (read-only) project folder
+    """)
+    wait_for(lambda: "writer" in host.status(), 10, message="the writer to register")
+    assert host.cli("trigger", "writer").returncode == 0
+    run, = host.finished_runs("writer", 1, timeout=15)
+    assert run["outcome"] == "failed" and run["error"].endswith("[host] writable opens folders)"), run
     host.stop()
 
 
