@@ -225,8 +225,11 @@ def build(protected: Iterable[str], version: int, readonly: Iterable[str] = (), 
     if ruleset < 0:
         raise _fail("landlock_create_ruleset")
     try:
-        real = [[os.path.realpath(p) for p in paths] for paths in (protected, readonly, writable)]
-        for grant in plan(real[0], _real_entries, real[1], real[2]):
+        real = [[os.path.realpath(p) for p in paths] for paths in (protected, readonly)]
+        # A writable folder was checked as the real path it had then; one that leads elsewhere now (a link a run
+        # put in its place) is not opened.
+        opened = [w for w in writable if os.path.realpath(w) == os.path.normpath(w)]
+        for grant in plan(real[0], _real_entries, real[1], opened):
             allowed = {
                 Reach.TREE: handled, Reach.READ_TREE: _READ_FILE | _READ_DIR | _EXECUTE, Reach.READ_FILE: _READ_FILE | _EXECUTE, Reach.LIST: _READ_DIR,
             }[grant.reach]
@@ -291,15 +294,16 @@ class Rulesets:
         """The ruleset descriptor (owned by this cache); None when the kernel has no Landlock."""
         if self.version <= 0:
             return None
-        key = tuple(tuple(os.path.realpath(p) for p in paths) for paths in (protected, readonly, writable))
+        key = (tuple(os.path.realpath(p) for p in protected), tuple(os.path.realpath(p) for p in readonly), tuple(writable))
         stamp = _stamp((*key[0], *key[1]))
         cached = self._built.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         ruleset = build(key[0], self.version, key[1], key[2])
-        if cached is not None:
-            os.close(cached[1])
-        self._built[key] = (stamp, ruleset)
+        # One ruleset at a time (every launch asks for the same one until the config changes): nothing piles up.
+        for _, old in self._built.values():
+            os.close(old)
+        self._built = {key: (stamp, ruleset)}
         return ruleset
 
 
@@ -319,8 +323,8 @@ _SYSTEM = ("/etc", "/usr", "/boot", "/opt", "/proc", "/sys")
 """What file permissions keep ordinary users from changing, and nothing keeps root from: read-only to a root host's runs."""
 
 
-def _code() -> tuple[list[str], list[str]]:
-    """(folders no part of which may change, import-path folders whose own entries may not change)."""
+def _code(preload: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """(paths no part of which may change, folders whose own entries may not change but whose subfolders may be opened)."""
     import site
 
     import brokers
@@ -329,30 +333,57 @@ def _code() -> tuple[list[str], list[str]]:
     packages = [os.path.dirname(os.path.abspath(module.__file__ or "")) for module in (host, brokers)]
     user_site = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
     programs = [os.path.abspath(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
-    system = list(_SYSTEM) if os.geteuid() == 0 else []
-    whole = list(dict.fromkeys([*packages, *user_site, sys.prefix, sys.base_prefix, *programs, *system]))
+    libraries = [os.path.abspath(p) for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+    certificates = [os.path.abspath(os.environ[name]) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE") if os.environ.get(name)]
+    whole = list(dict.fromkeys([
+        *packages, *user_site, sys.prefix, sys.base_prefix, *programs, *libraries, *certificates, *_module_homes(preload),
+        # An import-path entry that is a file (a zip) or not there yet: no part of it may change or appear.
+        *(os.path.abspath(p) for p in sys.path if p and not os.path.isdir(p)),
+    ]))
     on_path = [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)]
-    tops = [p for p in dict.fromkeys([os.path.dirname(packages[0]), *on_path]) if not any(_inside(p, w) for w in whole)]
+    system = list(_SYSTEM) if os.geteuid() == 0 else []
+    tops = [p for p in dict.fromkeys([os.path.dirname(packages[0]), *on_path, *system]) if not any(_inside(p, w) for w in whole)]
     return whole, tops
 
 
-def host_code() -> list[str]:
-    """Where the code the supervisor, fork server and router run comes from, and the programs they start.
+def _module_homes(names: Sequence[str]) -> list[str]:
+    """Where the top-level packages of ``names`` (the fork server's preload) live, found without importing them."""
+    import importlib.util
 
-    tradehost's packages and the folder holding them, every folder on this
+    homes = []
+    for name in dict.fromkeys(n.split(".")[0] for n in names):
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            homes += [os.path.abspath(p) for p in spec.submodule_search_locations]
+        elif spec.origin and os.path.isabs(spec.origin):
+            homes.append(os.path.abspath(spec.origin))
+    return homes
+
+
+def host_code(preload: Sequence[str] = ()) -> list[str]:
+    """Where the code the supervisor, fork server and router run comes from, and what they load at start.
+
+    tradehost's packages and the folder holding them, every entry of this
     interpreter's import path, the user's site-packages (made or not), the
-    Python installation, and every folder on ``PATH`` (a library may run a
-    program by name); for a host run as root, the system folders as well.
-    Runs may read and run all of it, never change it: what they changed would
-    run unconfined at the host's next start. (The fork server and router start
+    Python installation, the fork server's ``preload`` packages, every folder
+    on ``PATH`` and ``LD_LIBRARY_PATH`` (a library may run a program by name),
+    the certificates ``SSL_CERT_FILE``/``SSL_CERT_DIR`` name (the router trusts
+    them); for a host run as root, the system folders as well. Runs may read
+    and run all of it, never change it: what they changed would run
+    unconfined at the host's next start. (The fork server and router start
     with ``-P``, so the working folder is not on their import path.)
     """
-    whole, tops = _code()
+    whole, tops = _code(preload)
     return [*whole, *tops]
 
 
-def reopens_code(path: str) -> bool:
-    """Whether making ``path`` writable would reopen the host's code: it is, holds or lies in a folder of
-    :func:`host_code`, except below an import-path folder (the project folder may be one), whose subfolders may be opened."""
-    whole, tops = _code()
+def reopens_code(path: str, preload: Sequence[str] = ()) -> bool:
+    """Whether making ``path`` writable would reopen the host's code: it is, holds or lies in a path of
+    :func:`host_code`, except below a folder on the import path (the project folder may be one) or a system folder."""
+    whole, tops = _code(preload)
     return any(overlaps(path, folder) for folder in whole) or any(_inside(top, os.path.normpath(path)) for top in tops)

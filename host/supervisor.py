@@ -213,11 +213,13 @@ class Supervisor:
     @property
     def _writable(self) -> list[str]:
         """``[host] writable``, less what would reopen the host's code or the strategies."""
-        strategies = str(self.config.host.strategies_dir)
-        return [str(p) for p in self.config.host.writable if not (sandbox.reopens_code(str(p)) or sandbox.overlaps(str(p), strategies))]
+        strategies, preload = str(self.config.host.strategies_dir), self.config.host.preload
+        # Checked and passed on as real paths: the fork server opens nothing that leads elsewhere by the time it builds.
+        real = [os.path.realpath(p) for p in self.config.host.writable]
+        return [p for p in real if not (sandbox.reopens_code(p, preload) or sandbox.overlaps(p, strategies))]
 
     def _report_sandbox(self) -> None:
-        refused = sorted({str(path) for path in self.config.host.writable} - set(self._writable))
+        refused = sorted(str(p) for p in self.config.host.writable if os.path.realpath(p) not in self._writable)
         if refused:
             log.warning("[host] writable: %s left read-only (the host's code or the strategies)", ", ".join(refused))
         if self.config.host.sandbox and os.geteuid() == 0:
@@ -494,7 +496,7 @@ class Supervisor:
             "env": env,
             "protect": [str(path) for path in self.config.protected_paths] if self.config.host.sandbox else None,
             # The project folder holds the config, the strategies and (as a rule) the code the host runs.
-            "readonly": [str(self.config.path.parent), str(self.config.host.strategies_dir), *sandbox.host_code()],
+            "readonly": [str(self.config.path.parent), str(self.config.host.strategies_dir), *sandbox.host_code(self.config.host.preload)],
             "writable": self._writable,
         }
 

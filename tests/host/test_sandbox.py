@@ -279,6 +279,46 @@ def test_the_hosts_code_and_the_programs_on_its_path_are_never_reopened(tmp_path
     assert sandbox.reopens_code(holder)
 
 
+@needs_landlock
+def test_a_writable_folder_swapped_for_a_link_is_not_opened(project: Path) -> None:
+    out = project / "data" / "out"
+    out.mkdir()
+    checked = str(out)  # what the supervisor resolved and checked
+    out.rmdir()
+    out.symlink_to(project / "code")  # what a run could put there before the next build
+    ruleset = sandbox.build([str(project / "state")], LANDLOCK, [str(project)], [checked])
+    try:
+        assert _in_child(lambda: (sandbox.restrict(ruleset), _outcome(lambda: open(project / "code" / "new.py", "w").close()))[1]) == "PermissionError"
+    finally:
+        os.close(ruleset)
+    assert not (project / "code" / "new.py").exists()
+
+
+@needs_landlock
+def test_the_fork_server_keeps_one_ruleset_at_a_time(project: Path) -> None:
+    rulesets = sandbox.Rulesets()
+    first = rulesets.get([str(project / "state")])
+    second = rulesets.get([str(project / "state")], [str(project / "code")])
+    assert first is not None and second is not None and first != second  # the second was built while the first was open
+    with pytest.raises(OSError):
+        os.fstat(first)
+
+
+def test_certificates_preloaded_packages_and_file_entries_on_the_import_path_are_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = tmp_path / "ca.pem"
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path / "lib.zip"), str(tmp_path / "not-yet")])
+    code = sandbox.host_code(["zmq.asyncio"])
+    assert str(bundle) in code and str(tmp_path / "lib.zip") in code and str(tmp_path / "not-yet") in code
+    assert any(p.endswith(os.sep + "zmq") for p in code), "where a preloaded package lives"
+    assert sandbox.reopens_code(str(tmp_path / "not-yet" / "sub"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="system folders are read-only to a root host's runs only")
+def test_a_project_under_a_system_folder_may_still_open_its_folders() -> None:
+    assert sandbox.reopens_code("/opt") and not sandbox.reopens_code("/opt/tradehost/data")
+
+
 def test_without_landlock_there_is_no_ruleset() -> None:
     assert sandbox.Rulesets(version=0).get(["/tmp/state"]) is None
 
