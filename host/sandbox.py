@@ -320,6 +320,8 @@ def _stamp(paths: Sequence[str]) -> tuple[tuple[str, int], ...]:
 
 
 _SYSTEM = ("/etc", "/usr", "/boot", "/opt", "/proc", "/sys")
+_LOGIN = (".ssh", ".config", ".local/bin", ".profile", ".bashrc", ".bash_profile", ".bash_login", ".zshrc", ".zprofile", ".zshenv")
+"""What the user's next login, shell or ssh session reads from the home folder: read-only to runs."""
 """What file permissions keep ordinary users from changing, and nothing keeps root from: read-only to a root host's runs."""
 
 
@@ -335,8 +337,10 @@ def _code(preload: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     programs = [os.path.abspath(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
     libraries = [os.path.abspath(p) for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     certificates = [os.path.abspath(os.environ[name]) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE") if os.environ.get(name)]
+    home = os.path.expanduser("~")
+    login = [os.path.join(home, name) for name in _LOGIN] if home != "~" else []
     whole = list(dict.fromkeys([
-        *packages, *user_site, sys.prefix, sys.base_prefix, *programs, *libraries, *certificates, *_module_homes(preload),
+        *packages, *user_site, sys.prefix, sys.base_prefix, *programs, *libraries, *certificates, *_module_homes(preload), *login,
         # An import-path entry that is a file (a zip) or not there yet: no part of it may change or appear.
         *(os.path.abspath(p) for p in sys.path if p and not os.path.isdir(p)),
     ]))
@@ -373,6 +377,8 @@ def host_code(preload: Sequence[str] = ()) -> list[str]:
     Python installation, the fork server's ``preload`` packages, every folder
     on ``PATH`` and ``LD_LIBRARY_PATH`` (a library may run a program by name),
     the certificates ``SSL_CERT_FILE``/``SSL_CERT_DIR`` name (the router trusts
+    them), the home folder's login and ssh files (``~/.ssh``, ``~/.config``,
+    ``~/.local/bin``, the shell start-up files: the operator's next login runs
     them); for a host run as root, the system folders as well. Runs may read
     and run all of it, never change it: what they changed would run
     unconfined at the host's next start. (The fork server and router start

@@ -185,7 +185,7 @@ class Supervisor:
         self._started = True
         self.notifier.ready(self._status_text())
         log.info("supervisor ready: %d strategies, pid %d, fork server pid %s", len(self.runtimes), os.getpid(), self.launcher.pid)
-        self._report_sandbox()
+        self._prepare_sandbox()
 
     def _start_router(self) -> None:
         """Start the broker router (or, if another machine runs it, read the token key we share with it)."""
@@ -217,6 +217,18 @@ class Supervisor:
         # Checked and passed on as real paths: the fork server opens nothing that leads elsewhere by the time it builds.
         real = [os.path.realpath(p) for p in self.config.host.writable]
         return [p for p in real if not (sandbox.reopens_code(p, preload) or sandbox.overlaps(p, strategies))]
+
+    def _prepare_sandbox(self) -> None:
+        """Make the folders runs will need before their ruleset binds what exists, then say what is in force."""
+        # Nothing can be made directly in a folder above a read-only path (the home folder holds several).
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        folders = [*map(str, self.config.host.writable), cache] if self.config.host.sandbox else []
+        for folder in folders:
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                log.warning("strategy sandbox: cannot make %s for runs: %s", folder, exc.strerror or exc)
+        self._report_sandbox()
 
     def _report_sandbox(self) -> None:
         refused = sorted(str(p) for p in self.config.host.writable if os.path.realpath(p) not in self._writable)

@@ -351,6 +351,9 @@ SNOOP = """
         attempt("plant_host_code", lambda: (open(probe, "w").close(), os.unlink(probe)))
         attempt("edit_strategy", lambda: open(__file__, "a").write("# edited"))
         attempt("plant_program", lambda: open(os.path.join(os.environ["PATH"].split(os.pathsep)[0], "file"), "w").write("#!/bin/sh"))
+        attempt("plant_login", lambda: open(os.path.join(os.environ["HOME"], ".profile"), "a").write("./evil\\n"))
+        attempt("use_cache", lambda: open(os.path.join(os.environ["HOME"], ".cache", "lib.db"), "w").write("x"))
+        attempt("write_made", lambda: open(os.path.join(os.getcwd(), "made", "x.csv"), "w").write("x"))
         attempt("read_outside", lambda: open(os.path.join(os.getcwd(), "data", "in.txt")).read())
         attempt("write_outside", lambda: open(os.path.join(os.getcwd(), "data", "out.txt"), "w").write("x"))
         attempt("write_project_folder", lambda: open(os.path.join(os.getcwd(), "notes", "planted.py"), "w").write("x"))
@@ -382,6 +385,10 @@ def _snoop(host: Host, tmp_path: Path, host_settings: str, source: str) -> tuple
     tools = tmp_path / "bin"  # first on the host's PATH: a program planted there would run at its next start
     tools.mkdir()
     host.env["PATH"] = f"{tools}{os.pathsep}{host.env['PATH']}"
+    home = tmp_path / "home"  # the operator's next login reads its start-up files
+    home.mkdir()
+    (home / ".profile").write_text("# login\n")
+    host.env["HOME"] = str(home)
     host.write_config(f"[host]\nwatch_interval = 0.1\ndebounce = 0.2\n{host_settings}\n[router]\nenabled = false\n")
     (host.root / "notes").mkdir()
     (host.root / "data").mkdir()
@@ -393,13 +400,16 @@ def _snoop(host: Host, tmp_path: Path, host_settings: str, source: str) -> tuple
 
 @needs_landlock
 def test_a_strategy_cannot_read_the_state_database_or_signal_the_host_but_ctx_works(host: Host, tmp_path: Path) -> None:
-    found, tools = _snoop(host, tmp_path, 'writable = ["data", "strategies"]', SNOOP)
+    found, tools = _snoop(host, tmp_path, 'writable = ["data", "strategies", "made"]', SNOOP)
     assert found["read_database"] == "PermissionError" and found["sqlite_database"] == "OperationalError"
     assert found["write_state"] == "PermissionError" and not (host.state / "planted.key").exists()
     assert found["rewrite_config"] == "PermissionError", "a run that could rewrite the config could reload itself out of the sandbox"
     assert found["plant_host_code"] == "PermissionError", "what a run planted in the host's code would run unconfined at the next start"
     assert found["edit_strategy"] == "PermissionError", "[host] writable never reopens the strategies"
     assert found["plant_program"] == "PermissionError" and not (tools / "file").exists()
+    assert found["plant_login"] == "PermissionError" and (tmp_path / "home" / ".profile").read_text() == "# login\n"
+    assert found["use_cache"] == "ok", "~/.cache is made before the runs, when the home folder itself is closed to new entries"
+    assert found["write_made"] == "ok", "a [host] writable folder is made at start"
     assert "[host] writable: " in host.stderr() and "left read-only" in host.stderr()
     assert ("the host runs as root" in host.stderr()) == (os.geteuid() == 0)
     assert found["read_outside"] == "ok" and found["write_outside"] == "ok", "[host] writable opens data/"
