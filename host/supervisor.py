@@ -71,6 +71,8 @@ class Supervisor:
         self.config = config
         self.control_token = ""
         """What every control request must carry (host/control.py); issued at start."""
+        self._sandbox_for: Config | None = None
+        self._sandbox: dict[str, Any] = {}
         self.runtimes: dict[str, StrategyRuntime] = {}
         self.notifier = Notifier()
         self._lock = SupervisorLock(config.lock_file)
@@ -210,13 +212,22 @@ class Supervisor:
             log.info("shutdown requested")
             self._shutdown.set()
 
-    @property
-    def _writable(self) -> list[str]:
-        """``[host] writable``, less what would reopen the host's code or the strategies."""
-        strategies, preload = str(self.config.host.strategies_dir), self.config.host.preload
-        # Checked and passed on as real paths: the fork server opens nothing that leads elsewhere by the time it builds.
-        real = [os.path.realpath(p) for p in self.config.host.writable]
-        return [p for p in real if not (sandbox.reopens_code(p, preload) or sandbox.overlaps(p, strategies))]
+    def _sandbox_paths(self) -> dict[str, Any]:
+        """What each launch request tells the fork server about the sandbox: worked out once per config, not per launch."""
+        config = self.config
+        if self._sandbox_for is not config:
+            host = config.host
+            strategies = str(host.strategies_dir)
+            # Checked and passed on as real paths: the fork server opens nothing that leads elsewhere by the time it builds.
+            real = [os.path.realpath(p) for p in host.writable]
+            self._sandbox = {
+                "protect": [str(path) for path in config.protected_paths] if host.sandbox else None,
+                # The project folder holds the config, the strategies and (as a rule) the code the host runs.
+                "readonly": [str(config.path.parent), strategies, *sandbox.host_code(host.preload)],
+                "writable": [p for p in real if not (sandbox.reopens_code(p, host.preload) or sandbox.overlaps(p, strategies))],
+            }
+            self._sandbox_for = config
+        return self._sandbox
 
     def _prepare_sandbox(self) -> None:
         """Make the folders runs will need before their ruleset binds what exists, then say what is in force."""
@@ -231,7 +242,8 @@ class Supervisor:
         self._report_sandbox()
 
     def _report_sandbox(self) -> None:
-        refused = sorted(str(p) for p in self.config.host.writable if os.path.realpath(p) not in self._writable)
+        opened = self._sandbox_paths()["writable"]
+        refused = sorted(str(p) for p in self.config.host.writable if os.path.realpath(p) not in opened)
         if refused:
             log.warning("[host] writable: %s left read-only (the host's code or the strategies)", ", ".join(refused))
         if self.config.host.sandbox and os.geteuid() == 0:
@@ -506,10 +518,7 @@ class Supervisor:
             "limits": {"cpu_time": settings.cpu_time, "open_files": settings.open_files},
             "cwd": str(self.config.path.parent),
             "env": env,
-            "protect": [str(path) for path in self.config.protected_paths] if self.config.host.sandbox else None,
-            # The project folder holds the config, the strategies and (as a rule) the code the host runs.
-            "readonly": [str(self.config.path.parent), str(self.config.host.strategies_dir), *sandbox.host_code(self.config.host.preload)],
-            "writable": self._writable,
+            **self._sandbox_paths(),
         }
 
     # -- after a run ---------------------------------------------------------
