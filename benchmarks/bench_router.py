@@ -14,8 +14,9 @@ network. Each figure is measured in this one run, side by side:
 
 1. raw ZeroMQ echo: a DEALER in this process, a ROUTER in another process
    that sends every message straight back (the transport's limit), and a
-   one-row SQLite commit with fsync on the same disk (durability's limit);
-   then the minimal durable order path: a process that does only what no
+   one-row SQLite commit with fsync on the same disk (durability's limit),
+   and the two together: the echo server commits each message in a row of its
+   own before sending it back (the floor under any durable order path); then the minimal durable order path: a process that does only what no
    design can skip (validate the envelope and the order with pydantic, check
    the run token, write the order row and one hash-chained audit row, commit
    with fsync, acknowledge), driven by the same client as the router, one order
@@ -31,7 +32,11 @@ network. Each figure is measured in this one run, side by side:
    fsync'd -> paper fill -> acknowledgement, one order in flight;
 5. sustained throughput: 10 processes, each keeping a window of orders in
    flight (``ctx.place_orders`` baskets), for a fixed time; the audit trail is
-   counted afterwards to check that every acknowledged order is in it.
+   counted afterwards to check that every acknowledged order is in it;
+6. one connection flooding the router (malformed messages, or reads of an
+   order that does not exist, as fast as ZeroMQ takes them) while another
+   strategy places market orders one at a time: that strategy's round trip,
+   and how fast the audit trail and the state database grow.
 
 Latencies are per request, measured in the client; p50 and p99 over all
 requests after a warm-up. The router is ``tradehost router`` on a fresh
@@ -68,7 +73,7 @@ from host.router.audit import canonical, chain_hash  # noqa: E402
 from host.trading.client import RouterClient  # noqa: E402
 from host.trading.model import OrderRequest  # noqa: E402
 from host.trading.tokens import RunTokens  # noqa: E402
-from host.trading.wire import decode_request, encode_reply  # noqa: E402
+from host.trading.wire import decode_request, encode_reply, encode_request  # noqa: E402
 
 ORDER = {"instrument": "EUR_USD", "side": "BUY", "quantity": "1", "type": "MARKET"}
 
@@ -123,7 +128,21 @@ class Router:
 # -- 1. raw ZeroMQ echo ----------------------------------------------------------------------
 
 
-def _echo_server(endpoint: str) -> None:
+def _open_durable(path: Path) -> sqlite3.Connection:
+    """SQLite as the router keeps it: WAL, 1 KiB pages, synchronous=FULL (every commit fsync'd)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA page_size=1024")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
+def _echo_server(endpoint: str, database: str | None) -> None:
+    """Send every message straight back; with a database, only after committing it in a row of its own."""
+    db = None
+    if database is not None:
+        db = _open_durable(Path(database))
+        db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
     context = zmq.Context()
     sock = context.socket(zmq.ROUTER)
     sock.bind(endpoint)
@@ -131,12 +150,19 @@ def _echo_server(endpoint: str) -> None:
         frames = sock.recv_multipart()
         if frames[1] == b"stop":
             return
+        if db is not None:
+            db.execute("BEGIN")
+            db.execute("INSERT INTO t (v) VALUES (?)", (frames[1],))
+            db.execute("COMMIT")
         sock.send_multipart(frames)
 
 
-def zmq_echo(root: Path, count: int) -> tuple[float, float]:
-    endpoint = f"ipc://{root / 'echo.sock'}"
-    server = mp.get_context("fork").Process(target=_echo_server, args=(endpoint,))
+def zmq_echo(root: Path, count: int, *, durable: bool = False) -> tuple[float, float]:
+    """Round trips of one message; ``durable``: the server commits each one (fsync) before answering."""
+    name = "durable-echo" if durable else "echo"
+    endpoint = f"ipc://{root / (name + '.sock')}"
+    database = str(root / (name + ".db")) if durable else None
+    server = mp.get_context("fork").Process(target=_echo_server, args=(endpoint, database))
     server.start()
     context = zmq.Context()
     sock = context.socket(zmq.DEALER)
@@ -161,10 +187,7 @@ def zmq_echo(root: Path, count: int) -> tuple[float, float]:
 
 def commit_floor(root: Path, count: int) -> tuple[float, float]:
     """One small row per transaction in SQLite WAL with synchronous=FULL: the fsync every durable order pays."""
-    db = sqlite3.connect(root / "floor.db", isolation_level=None)
-    db.execute("PRAGMA page_size=1024")
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db = _open_durable(root / "floor.db")
     db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
     samples = []
     for i in range(count + 200):
@@ -183,10 +206,7 @@ def commit_floor(root: Path, count: int) -> tuple[float, float]:
 
 def _floor_server(endpoint: str, database: str, key: bytes) -> None:
     """Validate, authenticate, write the order and one chained audit row, fsync once per batch, acknowledge."""
-    db = sqlite3.connect(database, isolation_level=None)
-    db.execute("PRAGMA page_size=1024")
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db = _open_durable(Path(database))
     db.execute("CREATE TABLE orders (client_order_id TEXT PRIMARY KEY, strategy TEXT, request_id TEXT, body TEXT, created_at REAL)")
     db.execute("CREATE TABLE audit (seq INTEGER PRIMARY KEY, at REAL, kind TEXT, strategy TEXT, client_order_id TEXT, detail TEXT, prev_hash TEXT, hash TEXT)")
     tokens = RunTokens(key)
@@ -361,6 +381,68 @@ def throughput(router: Router | FloorRouter, processes: int, seconds: float, win
     return {"acknowledged": acknowledged, "per_second": acknowledged / seconds, "stored": stored, "audited": audited}
 
 
+# -- 7. one strategy floods the router ------------------------------------------------------------------
+
+
+def _flooder(endpoint: str, token: str, kind: str, seconds: float, out: Any) -> None:
+    """Send as fast as ZeroMQ takes them, reading the answers only to keep them from piling up."""
+    context = zmq.Context()
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, 100_000)
+    sock.connect(endpoint)
+    sent, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for _ in range(500):
+            sent += 1
+            if kind == "garbage":
+                message = b'{"v": 1, "id": "f%d", "op": "nope"' % sent  # unterminated JSON
+            else:
+                message = encode_request(f"f{sent}", "order.get", {"client_order_id": "nope"}, token)
+            try:
+                sock.send(message, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        try:
+            while True:
+                sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+    sock.close()
+    context.term()
+    out.send(sent)
+
+
+def flood(router: Router, kind: str, seconds: float) -> dict[str, float]:
+    """Another strategy's market orders, one at a time, while one connection floods the router with ``kind``
+    (``garbage``: unterminated JSON; ``read``: order.get of an order that does not exist)."""
+    database = list((router.root / "state").glob("tradehost.db*"))
+    size = sum(f.stat().st_size for f in database)
+    rows = router.count("SELECT count(*) FROM audit")
+    receive, send = mp.get_context("fork").Pipe(duplex=False)
+    flooder = mp.get_context("fork").Process(target=_flooder, args=(router.endpoint, router.token("flood", 66), kind, seconds + 1.0, send))
+    started = time.monotonic()
+    flooder.start()
+    time.sleep(0.5)
+    client = router.client("victim", 67)
+    samples = []
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        began = time.perf_counter()
+        client.call("order.place", ORDER)
+        samples.append(time.perf_counter() - began)
+    client.close()
+    sent = receive.recv()
+    flooder.join(30)
+    elapsed = time.monotonic() - started
+    p50, p99 = percentiles(samples)
+    grown = sum(f.stat().st_size for f in (router.root / "state").glob("tradehost.db*")) - size
+    return {
+        "p50": p50, "p99": p99, "orders": len(samples), "sent_per_second": sent / (seconds + 1.0),
+        "audit_rows_per_second": (router.count("SELECT count(*) FROM audit") - rows) / elapsed, "mb_per_second": grown / elapsed / 1e6,
+    }
+
+
 def machine() -> str:
     cpu = "?"
     try:
@@ -371,6 +453,29 @@ def machine() -> str:
     except OSError:
         pass
     return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}"
+
+
+def _flood_side_by_side(tree: Path | None, seconds: float) -> dict[str, dict[str, float]]:
+    root = Path(tempfile.mkdtemp(prefix="thb-", dir="/tmp"))
+    router = Router(root, tree)
+    try:
+        return {kind: flood(router, kind, seconds) for kind in ("garbage", "read")}
+    finally:
+        router.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _flood_lines(name: str, result: dict[str, dict[str, float]]) -> list[str]:
+    return [
+        f"| {name} | {kind} | {r['sent_per_second']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['audit_rows_per_second']:,.0f} | {r['mb_per_second']:.2f} |"
+        for kind, r in result.items()
+    ]
+
+
+_FLOOD_HEADER = [
+    "| tree | flood | flood messages/s sent | other strategy's order p50 ms | p99 ms | audit rows/s (its orders' included) | state database MB/s |",
+    "|---|---|---|---|---|---|---|",
+]
 
 
 def _side_by_side(tree: Path | None, count: int, seconds: float) -> tuple[float, float, float, float]:
@@ -410,7 +515,13 @@ def compare(baseline: Path, rounds: int, count: int, seconds: float) -> str:
         "",
         f"mean ratio this/baseline: p50 {mean['this'][0] / mean['baseline'][0]:.2f}x, orders/s {mean['this'][1] / mean['baseline'][1]:.2f}x, "
         f"CPU per order {mean['this'][2] / mean['baseline'][2]:.2f}x one at a time and {mean['this'][3] / mean['baseline'][3]:.2f}x at throughput",
+        "",
+        f"one connection flooding, {seconds:g} s each, one after the other:",
+        "",
+        *_FLOOD_HEADER,
     ]
+    for name, tree in (("this", None), ("baseline", baseline)):
+        lines += _flood_lines(name, _flood_side_by_side(tree, seconds))
     return "\n".join(lines)
 
 
@@ -434,6 +545,7 @@ def main() -> None:
     try:
         echo = zmq_echo(root, count)
         floor = commit_floor(root, count)
+        durable_echo = zmq_echo(root, count, durable=True)
         minimal = FloorRouter(root)
         try:
             minimal_order = zmq_order(minimal, count)
@@ -444,6 +556,7 @@ def main() -> None:
         order_http = http_json(router, "/orders", count)
         order_zmq = zmq_order(router, count)
         flow = throughput(router, 10, seconds, 64)
+        floods = {kind: flood(router, kind, seconds / 2) for kind in ("garbage", "read")}
         intact = subprocess.run([sys.executable, "-m", "host", "audit", "verify", "--config", str(root / "supervisor.toml")], capture_output=True, text=True)
     finally:
         router.stop()
@@ -456,6 +569,7 @@ def main() -> None:
         "|---|---|---|---|",
         f"| raw ZeroMQ echo, two processes | {echo[0]:.3f} | {echo[1]:.3f} | 1.0x |",
         f"| one-row SQLite commit, WAL + fsync (the durability floor) | {floor[0]:.3f} | {floor[1]:.3f} | {floor[0] / echo[0]:.1f}x |",
+        f"| durable ZeroMQ echo: the server commits each message (fsync) before echoing it | {durable_echo[0]:.3f} | {durable_echo[1]:.3f} | {durable_echo[0] / echo[0]:.1f}x |",
         f"| empty HTTP JSON POST, keep-alive (stdlib http.server) | {empty_http[0]:.3f} | {empty_http[1]:.3f} | {empty_http[0] / echo[0]:.1f}x |",
         f"| minimal durable order path (validate, order + chained audit row, fsync, ack) | {minimal_order[0]:.3f} | {minimal_order[1]:.3f} | {minimal_order[0] / echo[0]:.1f}x |",
         f"| market order over HTTP JSON -> router (paper fill, durable audit) | {order_http[0]:.3f} | {order_http[1]:.3f} | {order_http[0] / echo[0]:.1f}x |",
@@ -464,12 +578,23 @@ def main() -> None:
         f"durable ZeroMQ order vs empty HTTP call: {order_zmq[0] / empty_http[0]:.2f}x at p50, {order_zmq[1] / empty_http[1]:.2f}x at p99",
         f"durable ZeroMQ order vs the same order over HTTP: {order_zmq[0] / order_http[0]:.2f}x at p50",
         f"durable ZeroMQ order vs its floor (echo + one fsync'd commit): {order_zmq[0] / (echo[0] + floor[0]):.2f}x at p50",
+        f"any durable path's floor (the durable echo) vs empty HTTP call: {durable_echo[0] / empty_http[0]:.2f}x at p50: "
+        + (f"{(empty_http[0] - durable_echo[0]) * 1000:.0f} us left under the HTTP call for everything an order needs"
+           if durable_echo[0] < empty_http[0] else
+           f"the floor alone is {(durable_echo[0] - empty_http[0]) * 1000:.0f} us slower, so no durable order path can beat the empty call here"),
         f"durable ZeroMQ order vs the minimal durable order path: {order_zmq[0] / minimal_order[0]:.2f}x at p50, {order_zmq[1] / minimal_order[1]:.2f}x at p99",
         "",
         f"throughput, 10 processes x 64 orders in flight for {seconds:g} s: {flow['per_second']:,.0f} orders/s "
         f"({flow['acknowledged']:,} acknowledged, {flow['stored']:,} in the orders table, {flow['audited']:,} with their broker call audited)",
         f"minimal durable order path, same 10 processes: {minimal_flow['per_second']:,.0f} orders/s ({minimal_flow['stored']:,} stored, {minimal_flow['audited']:,} audited); "
         f"the router reaches {flow['per_second'] / minimal_flow['per_second']:.2f}x of it",
+        "",
+        f"one connection flooding the router for {seconds / 2:g} s while another strategy places market orders one at a time "
+        f"(the same order alone: {order_zmq[0]:.3f} ms p50, {order_zmq[1]:.3f} ms p99):",
+        "",
+        *_FLOOD_HEADER,
+        *_flood_lines("this", floods),
+        "",
         f"audit verify after the run: {'intact' if intact.returncode == 0 else 'FAILED: ' + intact.stderr.strip()}",
     ]
     report = "\n".join(lines)

@@ -57,6 +57,12 @@ class TokenBucket:
         if wait > 0:
             await asyncio.sleep(wait)
 
+    def full(self) -> bool:
+        """Whether it has saved up its whole burst again (its user has gone quiet)."""
+        now = self._clock()
+        self._refill(now)
+        return now >= self._blocked_until and self._tokens >= self.burst - 1e-9
+
     def block(self, seconds: float) -> None:
         """The broker said to wait (429 / Retry-After): hand out nothing for ``seconds``."""
         now = self._clock()

@@ -18,6 +18,7 @@ from host.store import _sqlite_pragmas
 from host.trading.states import OrderStatus
 from host.trading.tokens import RunTokens
 
+from .admission import Buckets
 from .audit import AuditLog
 from .pricing import Pricer
 from .reconcile import EXTERNAL, describe_error, reconcile
@@ -54,9 +55,11 @@ class Router:
         self.engine = Engine(
             database=self.database, adapters=self.adapters, default_broker=config.router.default_broker,
             risk=self.risk, audit=self.audit, journal=self.journal, tokens=RunTokens(key), lookup_delays=config.router.lookup_delays,
+            audited_refusals=Buckets(*config.router.refusal_bucket),
         )
         self.server = RouterServer(
             self.engine, endpoint=config.router_endpoint, admin_endpoint=f"ipc://{config.router_admin_socket}", batch_max=config.router.batch_max,
+            requests=Buckets(*config.router.request_bucket),
         )
         self.engine.schedule = self.server.schedule
         self.engine.admin_token = issue_token(config.router_admin_token_file)
@@ -156,6 +159,7 @@ class Router:
             if self.engine.failed:
                 log.error("a commit to the state database failed; stopping so the restart recovers from what was committed")
             else:
+                self.engine.summarize(everything=True)
                 self.audit.record("router.stop", {"open_orders": len(self.journal.open_orders())})
                 try:
                     self.engine.commit()

@@ -46,6 +46,7 @@ from host.trading.states import OrderStatus
 from host.trading.tokens import RunTokens
 from host.trading.wire import Request, decode_request, describe_validation_error, encode_error, encode_reply, request_id_of
 
+from .admission import Buckets, Tally
 from .audit import AuditLog
 from .journal import Journal, Marks
 from .reconcile import EXTERNAL
@@ -120,6 +121,10 @@ class _Stats:
     orders: int = 0
     errors: int = 0
     batches: int = 0
+    throttled: int = 0
+    """Requests answered RATE_LIMITED because their connection was over its budget."""
+    suppressed: int = 0
+    """Refusals audited only as a count in a request.suppressed row."""
     started: float = field(default_factory=time.time)
 
 
@@ -195,6 +200,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         schedule: Callable[[float, Callable[[], None]], Any] | None = None,
         lookup_delays: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0),
+        audited_refusals: Buckets | None = None,
     ) -> None:
         self.database = database
         self.adapters = adapters
@@ -208,6 +214,10 @@ class Engine:
         """Runs a callback after a delay on the loop that drives the engine; None means no timers (tests)."""
         self.lookup_delays = lookup_delays
         self._lookups: dict[str, int] = {}
+        self.audited_refusals = audited_refusals
+        """Per connection: how many refusals get an audit row each (None: all); see .admission."""
+        self.suppressed = Tally()
+        """Refusals over that budget, counted until their request.suppressed row is due."""
         """Orders with an unknown outcome → lookups that found nothing so far."""
         self.stats = _Stats()
         self.failed = False
@@ -291,31 +301,26 @@ class Engine:
         try:
             request = decode_request(payload)
         except TradingError as exc:
-            request_id = request_id_of(payload)
-            self.audit.record("request.invalid", {"error": exc.to_dict(), "bytes": len(payload)}, request_id=request_id)
-            self._error(Caller(peer, None, None, admin), request_id, exc)
+            self._refuse(Caller(peer, None, None, admin), request_id_of(payload), exc, "request.invalid", {"bytes": len(payload)})
             return
         if admin:
             if not token_matches(request.token, self.admin_token):
                 # The admin socket takes any process of the host's user; the token is what only the operator can read.
                 error = Unauthorized(f"{request.op} needs the token in state/router-admin.token, which only the host's operator can read")
-                self.audit.record("request.unauthorized", {"op": request.op, "error": error.to_dict(), "socket": "admin"}, request_id=request.id)
-                self._error(Caller(peer, None, None, admin=True), request.id, error)
+                self._refuse(Caller(peer, None, None, admin=True), request.id, error, "request.unauthorized", {"op": request.op, "socket": "admin"})
                 return
             caller = Caller(peer, None, None, admin=True)
         else:
             who = self.tokens.verify(request.token) if request.token else None
             if who is None:
                 error = Unauthorized("unknown or expired run token" if request.token else "request carries no run token")
-                self.audit.record("request.unauthorized", {"op": request.op, "error": error.to_dict()}, request_id=request.id)
-                self._error(Caller(peer, None, None), request.id, error)
+                self._refuse(Caller(peer, None, None), request.id, error, "request.unauthorized", {"op": request.op})
                 return
             caller = Caller(peer, who[0], who[1])
         handler = (_ADMIN_HANDLERS if admin else _STRATEGY_HANDLERS).get(request.op)
         if handler is None:
             refusal = InvalidRequest(f"operation {request.op!r} is not allowed on this socket")
-            self.audit.record("request.invalid", {"op": request.op, "error": refusal.to_dict()}, strategy=caller.strategy, run_id=caller.run_id, request_id=request.id)
-            self._error(caller, request.id, refusal)
+            self._refuse(caller, request.id, refusal, "request.invalid", {"op": request.op})
             return
         self._run(caller, request, handler, started)
 
@@ -330,25 +335,47 @@ class Engine:
                 )
         except (ArithmeticError, ValueError, TypeError, KeyError) as exc:
             # A bug or an input nobody foresaw: answered and recorded, never allowed to stop the router.
-            log.exception("request %s %s failed", request.op, request.id)
             problem = InvalidRequest(f"the router could not process this {request.op}: {type(exc).__name__}: {exc}"[:300])
-            self.audit.record("request.error", {"op": request.op, "body": _trimmed(request.body), "error": problem.to_dict()},
-                              strategy=caller.strategy, run_id=caller.run_id, request_id=request.id)
-            self._error(caller, request.id, problem)
+            if self._refuse(caller, request.id, problem, "request.error", {"op": request.op, "body": _trimmed(request.body)}):
+                log.exception("request %s %s failed", request.op, request.id)
         except TradingError as exc:
-            self.audit.record(
-                "request.error", {"op": request.op, "body": _trimmed(request.body), "error": exc.to_dict()},
-                strategy=caller.strategy, run_id=caller.run_id, request_id=request.id,
+            self._refuse(
+                caller, request.id, exc, "request.error", {"op": request.op, "body": _trimmed(request.body)},
                 latency_us=int((time.perf_counter() - started) * 1e6),
             )
-            self._error(caller, request.id, exc)
 
     def refuse(self, peer: bytes, reason: str, *, admin: bool = False) -> None:
         """Answer a message that cannot even be decoded (e.g. multipart) with INVALID_REQUEST, and audit it."""
         self.stats.requests += 1
-        error = InvalidRequest(reason)
-        self.audit.record("request.invalid", {"error": error.to_dict()})
-        self._error(Caller(peer, None, None, admin), None, error)
+        self._refuse(Caller(peer, None, None, admin), None, InvalidRequest(reason), "request.invalid", {})
+
+    def throttle(self, peer: bytes, payload: bytes, error: TradingError, *, admin: bool = False) -> None:
+        """Answer a request its connection had no budget for (see .admission) with ``error``, without handling it."""
+        self.stats.requests += 1
+        self.stats.throttled += 1
+        self._refuse(Caller(peer, None, None, admin), request_id_of(payload), error, "request.throttled", {"bytes": len(payload)})
+
+    def _refuse(self, caller: Caller, request_id: str | None, error: TradingError, kind: str, detail: dict[str, Any], *, latency_us: int | None = None) -> bool:
+        """Answer a refused request with ``error`` and audit it: in a row of its own while the connection's
+        budget for such rows lasts, else as a count in its next request.suppressed row. True if it got a row."""
+        self._error(caller, request_id, error)
+        budget = self.audited_refusals
+        if budget is None or not budget.delay(b"a" + caller.peer if caller.admin else caller.peer):
+            self.audit.record(
+                kind, {**detail, "error": error.to_dict()}, strategy=caller.strategy, run_id=caller.run_id, request_id=request_id, latency_us=latency_us,
+            )
+            return True
+        self.stats.suppressed += 1
+        self.suppressed.add(caller.peer, str(error.code), self.clock(), admin=caller.admin, request_id=request_id, strategy=caller.strategy)
+        return False
+
+    def summarize(self, *, everything: bool = False) -> int:
+        """Audit each connection's count of suppressed refusals whose second is over (all with ``everything``)."""
+        written = 0
+        for admin, peer, counts in self.suppressed.due(self.clock(), everything=everything):
+            self.audit.record("request.suppressed", counts.detail("admin" if admin else "strategy", peer), strategy=counts.strategy)
+            written += 1
+        return written
 
     def _adapter(self, name: Any) -> BrokerAdapter:
         if name is not None and (not isinstance(name, str) or not name):
@@ -647,6 +674,7 @@ class Engine:
             "brokers": [a.describe() for a in self.adapters.values()],
             "open_orders": len(self.journal.open_orders()),
             "requests": self.stats.requests, "orders": self.stats.orders, "errors": self.stats.errors, "batches": self.stats.batches,
+            "throttled": self.stats.throttled, "suppressed": self.stats.suppressed,
             "uptime": round(time.time() - self.stats.started, 3),
         }
 

@@ -6,6 +6,12 @@ replies, then starts the broker calls that batch journaled. Under load many
 orders share one commit (group commit); at low load a batch is one message
 and the reply leaves right after its fsync.
 
+Messages wait in one queue per connection and are handled in rotation by
+slices of time (see :mod:`.admission`), so a burst from one strategy cannot
+hold up the others' answers. Each connection also has a budget of requests:
+what it sends over it is answered RATE_LIMITED without being handled, and a
+turn stops reading after ``throttle_per_turn`` such messages.
+
 The sockets are plain (not ``zmq.asyncio``): their file descriptors wake the
 asyncio loop, and the loop reads with NOBLOCK until ZeroMQ says there is
 nothing more, which costs far less per message than a future per receive.
@@ -24,8 +30,10 @@ from typing import Any
 import zmq
 
 from brokers.base import ExecutionReport
+from host.trading.errors import RateLimited
 from host.trading.wire import MAX_MESSAGE_BYTES
 
+from .admission import Buckets, FairQueues
 from .engine import BrokerCall, Engine, Outcome
 
 __all__ = ["RouterServer"]
@@ -47,11 +55,22 @@ def _bind(sock: zmq.Socket[bytes], endpoint: str) -> None:
 class RouterServer:
     """Owns the strategy and admin sockets and runs the engine in batches."""
 
-    def __init__(self, engine: Engine, *, endpoint: str, admin_endpoint: str, batch_max: int = 1024) -> None:
+    def __init__(
+        self, engine: Engine, *, endpoint: str, admin_endpoint: str, batch_max: int = 1024,
+        requests: Buckets | None = None, throttle_per_turn: int = 64, backed_up_reads: int = 256, queues: FairQueues[tuple[bool, list[bytes]]] | None = None,
+    ) -> None:
         self.engine = engine
         self.endpoint = endpoint
         self.admin_endpoint = admin_endpoint
         self.batch_max = batch_max
+        self.requests = requests
+        """Each connection's budget of requests; None lets every request through."""
+        self.throttle_per_turn = throttle_per_turn
+        self.backed_up_reads = backed_up_reads
+        self.queues: FairQueues[tuple[bool, list[bytes]]] = queues if queues is not None else FairQueues()
+        """Requests read but not yet handled, one queue per connection, served in rotation."""
+        self._summary_due = False
+        self._pruned = time.monotonic()
         self._events: deque[Callable[[], None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._turn_due = False
@@ -155,7 +174,7 @@ class RouterServer:
         if self._stopping:
             return
         self._turn()
-        if self._events or self._readable():
+        if self._events or self.queues or self._readable():
             self._want_turn()
 
     def _turn(self) -> None:
@@ -164,8 +183,16 @@ class RouterServer:
         handled = 0
         if int(self.admin.get(zmq.EVENTS)) & _POLLIN:  # rarely: spares an exception per batch
             handled += self._drain(self.admin, admin=True, limit=64)
-        handled += self._drain(self.sock, admin=False, limit=self.batch_max)
+        # While requests are waiting, reading more only lengthens the queues; ZeroMQ reads connections in turn,
+        # so a short read still takes every connection's next request.
+        handled += self._drain(self.sock, admin=False, limit=min(self.batch_max, self.backed_up_reads) if self.queues else self.batch_max)
+        handled += self.queues.serve(self._handle, self.batch_max)
         handled += self.run_posted()
+        handled += engine.summarize()
+        if engine.suppressed and not self._summary_due and self._loop is not None:
+            self._summary_due = True  # the last second of a flood is summarised even if nothing else arrives
+            self._loop.call_later(engine.suppressed.every, self._summary_wake)
+        self._forget_idle()
         if not handled:
             return
         engine.commit()
@@ -175,21 +202,53 @@ class RouterServer:
         for call in engine.take_calls():
             self._dispatch(call)
 
+    def _summary_wake(self) -> None:
+        self._summary_due = False
+        self._want_turn()
+
+    def _forget_idle(self) -> None:
+        now = time.monotonic()
+        if now - self._pruned > 30:
+            self._pruned = now
+            for buckets in (self.requests, self.engine.audited_refusals):
+                if buckets is not None:
+                    buckets.forget_idle()
+
     def _drain(self, sock: zmq.Socket[bytes], *, admin: bool, limit: int) -> int:
-        count = 0
-        handle = self.engine.handle
+        """Read up to ``limit`` messages into their connections' queues; return how many were read."""
+        count = throttled = 0
+        requests, queues = self.requests, self.queues
         while count < limit:
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
             count += 1
-            if len(frames) != 2:
-                # A DEALER peer sends one frame after its identity; anything else is answered, not read.
-                self.engine.refuse(frames[0], f"a request is one frame; this message had {len(frames) - 1}", admin=admin)
+            key = b"a" + frames[0] if admin else frames[0]
+            size = sum(len(f) for f in frames)
+            wait = requests.delay(key) if requests is not None else 0.0
+            if wait and requests is not None:
+                wait = round(wait, 3) or 0.001
+                reason = f"this connection sent more than {requests.rate:g} requests a second (bursts of {requests.burst:g}); send again in {wait:g} s"
+            elif not queues.put(key, (admin, frames), size):
+                wait = 0.1
+                reason = (f"the router has too many requests waiting ({queues.max_bytes >> 20} MiB from this connection or "
+                          f"{queues.max_total >> 20} MiB in all); send again in {wait:g} s")
+            else:
                 continue
-            handle(frames[0], frames[1], admin=admin)
+            self.engine.throttle(frames[0], frames[1] if len(frames) > 1 else b"", RateLimited(reason + "; not handled", retry_after=wait), admin=admin)
+            throttled += 1
+            if throttled >= self.throttle_per_turn:
+                break  # end the turn: the other connections' requests in it are answered now
         return count
+
+    def _handle(self, item: tuple[bool, list[bytes]]) -> None:
+        admin, frames = item
+        if len(frames) != 2:
+            # A DEALER peer sends one frame after its identity; anything else is answered, not read.
+            self.engine.refuse(frames[0], f"a request is one frame; this message had {len(frames) - 1}", admin=admin)
+            return
+        self.engine.handle(frames[0], frames[1], admin=admin)
 
     @staticmethod
     def _send(sock: zmq.Socket[bytes], replies: list[tuple[bytes, bytes]]) -> None:

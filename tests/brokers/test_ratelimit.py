@@ -43,6 +43,21 @@ def test_block_hands_out_nothing_until_the_broker_said() -> None:
     assert bucket.delay() == 0
 
 
+def test_a_bucket_is_full_again_once_its_burst_has_come_back() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=10, burst=2, clock=clock)
+    assert bucket.full()
+    bucket.delay()
+    assert not bucket.full()
+    clock.now += 0.1
+    assert bucket.full()
+    bucket.block(1.0)
+    clock.now += 0.5
+    assert not bucket.full()  # blocked by the broker: not idle
+    clock.now += 0.7
+    assert bucket.full()
+
+
 def test_take_waits_for_a_token() -> None:
     bucket = TokenBucket(rate=50, burst=1)
 

@@ -248,6 +248,49 @@ def test_malformed_frames_are_each_answered_and_the_router_stays_up(router: Rout
     assert router.cli("audit", "verify").returncode == 0
 
 
+def test_a_flooding_connection_is_rate_limited_and_audited_as_counts_while_another_strategy_trades(router: RouterProc) -> None:
+    router.write_config("max_requests_per_second = 200\nrequest_burst = 100\naudited_refusals_per_second = 5\n")
+    router.start()
+    context = zmq.Context()
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(router.endpoint)
+    sent = 1500
+    try:
+        for n in range(sent):
+            sock.send(b'{"v": 1, "id": "g%d", "op": "nope"}' % n)
+        victim = place(router.client("victim"))  # its own connection: queued beside the flood, not behind it
+        assert victim["status"] == "FILLED"
+        codes: dict[str, int] = {}
+        waits: list[float] = []
+        deadline = time.monotonic() + 20
+        while sum(codes.values()) < sent and time.monotonic() < deadline:
+            if sock.poll(1000):
+                reply = json.loads(sock.recv())
+                assert reply["ok"] is False and reply["id"].startswith("g")
+                codes[reply["error"]["code"]] = codes.get(reply["error"]["code"], 0) + 1
+                if reply["error"]["code"] == "RATE_LIMITED":
+                    waits.append(reply["error"]["retry_after"])
+                    assert "more than 200 requests a second" in reply["error"]["message"]
+    finally:
+        sock.close()
+        context.term()
+    assert sum(codes.values()) == sent  # every message answered
+    assert codes["INVALID_REQUEST"] >= 100 and codes["RATE_LIMITED"] >= 1000
+    assert all(0 < w <= 1 for w in waits)
+
+    def accounted() -> tuple[int, int]:
+        rows = router.query("SELECT count(*) FROM audit WHERE kind IN ('request.invalid', 'request.throttled') AND request_id LIKE 'g%'")[0][0]
+        counted = sum(json.loads(d)["count"] for (d,) in router.query("SELECT detail FROM audit WHERE kind = 'request.suppressed'"))
+        return rows, counted
+
+    wait_for(lambda: sum(accounted()) == sent, 10, message="every refusal audited, as a row or in a count")
+    rows, counted = accounted()
+    assert rows <= 25 + 5 * 10 and counted >= sent - rows  # a row each only within the refusal budget
+    assert router.process is not None and router.process.poll() is None
+    assert router.cli("audit", "verify").returncode == 0
+
+
 def test_a_router_killed_mid_stream_loses_no_acknowledged_order_and_sends_none_twice(router: RouterProc) -> None:
     router.start()
     acknowledged: list[str] = []

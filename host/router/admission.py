@@ -1,0 +1,194 @@
+"""Budgets per connection, so that one strategy's flood cannot slow the others or fill the disk (pure).
+
+A strategy that sends requests as fast as ZeroMQ carries them (garbage, reads,
+refused orders, a bug in a loop) would otherwise fill every batch of the
+router's single thread, so every other strategy's answer waits behind it, and
+would write one audit row per message. Two budgets stop that:
+
+- **Requests.** Each connection (a DEALER peer; a strategy process holds one)
+  has a token bucket of ``rate`` requests per second, bursts up to ``burst``.
+  What arrives over it is answered RATE_LIMITED, with the time to wait, and
+  never handled.
+- **Audit rows for refusals.** Malformed, unauthorized and failed requests and
+  those answered RATE_LIMITED are audited one row each while a second bucket
+  per connection allows; beyond it they are answered the same way and counted,
+  and each connection's count is audited as one ``request.suppressed`` row a
+  second. Every bad input is in the trail, a flood only as a count.
+
+Within its budget a connection still cannot crowd the others out of a turn:
+requests wait in one queue per connection (:class:`FairQueues`), served in
+rotation by slices of the router's time, so a burst from one strategy is
+handled behind its own queue, not in front of everyone else's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from brokers.ratelimit import TokenBucket
+
+__all__ = ["Buckets", "FairQueues", "Suppressed", "Tally"]
+
+T = TypeVar("T")
+
+
+class Buckets:
+    """One token bucket per key (a connection): ``rate`` a second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a bucket needs a positive rate and a burst of at least 1")
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._buckets: dict[bytes, TokenBucket] = {}
+
+    def delay(self, key: bytes) -> float:
+        """Take a token of ``key``'s and return 0, or take nothing and return the seconds until there is one."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, clock=self.clock)
+        return bucket.delay()
+
+    def forget_idle(self) -> int:
+        """Drop the buckets that have filled up again (their connections went quiet); return how many."""
+        full = [key for key, bucket in self._buckets.items() if bucket.full()]
+        for key in full:
+            del self._buckets[key]
+        return len(full)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+@dataclass
+class Suppressed:
+    """The refusals of one connection that were answered but not audited row by row."""
+
+    first_at: float
+    last_at: float
+    strategy: str | None = None
+    first_request_id: str | None = None
+    last_request_id: str | None = None
+    codes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def count(self) -> int:
+        return sum(self.codes.values())
+
+    def detail(self, socket: str, peer: bytes) -> dict[str, Any]:
+        """The ``request.suppressed`` audit row's detail."""
+        return {
+            "socket": socket, "peer": peer.hex(), "count": self.count, "codes": dict(sorted(self.codes.items())),
+            "first_request_id": self.first_request_id, "last_request_id": self.last_request_id,
+            "from": self.first_at, "to": self.last_at,
+        }
+
+
+class Tally:
+    """Suppressed refusals per connection until their summary is due (one a second per connection)."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        self.every = every
+        self._open: dict[tuple[bool, bytes], Suppressed] = {}
+
+    def add(self, peer: bytes, code: str, now: float, *, admin: bool = False, request_id: str | None = None, strategy: str | None = None) -> None:
+        key = (admin, peer)
+        entry = self._open.get(key)
+        if entry is None:
+            entry = self._open[key] = Suppressed(first_at=now, last_at=now, first_request_id=request_id)
+        entry.codes[code] += 1
+        entry.last_at = now
+        if request_id is not None:
+            entry.first_request_id = entry.first_request_id or request_id
+            entry.last_request_id = request_id
+        if strategy is not None:
+            entry.strategy = strategy
+
+    def due(self, now: float, *, everything: bool = False) -> list[tuple[bool, bytes, Suppressed]]:
+        """Take the counts whose second is over (all of them with ``everything``): (admin, peer, counts)."""
+        ready = [key for key, entry in self._open.items() if everything or now - entry.first_at >= self.every]
+        return [(admin, peer, self._open.pop((admin, peer))) for admin, peer in ready]
+
+    def __bool__(self) -> bool:
+        return bool(self._open)
+
+
+class FairQueues(Generic[T]):
+    """Requests waiting to be handled, one queue per connection, served in rotation by slices of time.
+
+    :meth:`serve` gives each waiting connection up to ``quantum`` seconds in turn
+    and stops after ``limit`` requests, or once ``budget`` seconds have passed
+    at the end of a round (``lone_budget`` while only one connection has been
+    served: a longer batch for a lone strategy's burst, whose commit it shares,
+    yet short enough that a request arriving meanwhile waits little).
+
+    A connection's queue holds at most ``max_bytes``, and all queues together
+    ``max_total``, so opening many connections does not buy a strategy unbounded
+    memory in the router; a connection with nothing waiting always gets one
+    request in until the queues hold twice ``max_total``.
+    """
+
+    def __init__(self, *, quantum: float = 0.002, budget: float = 0.002, lone_budget: float = 0.01, max_bytes: int = 4 << 20,
+                 max_total: int = 64 << 20, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.quantum = quantum
+        self.budget = budget
+        self.lone_budget = lone_budget
+        self.max_bytes = max_bytes
+        self.max_total = max_total
+        self.total = 0
+        """Bytes waiting in all queues."""
+        self.clock = clock
+        self._queues: dict[bytes, deque[tuple[T, int]]] = {}
+        self._bytes: dict[bytes, int] = {}
+
+    def put(self, key: bytes, item: T, size: int) -> bool:
+        """Queue ``item`` behind ``key``'s earlier ones; False (not queued) if that queue is full."""
+        held = self._bytes.get(key, 0)
+        total = self.total + size
+        if (held and (held + size > self.max_bytes or total > self.max_total)) or total > 2 * self.max_total:
+            return False
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = deque()
+        queue.append((item, size))
+        self._bytes[key] = held + size
+        self.total = total
+        return True
+
+    def serve(self, handle: Callable[[T], None], limit: int) -> int:
+        """Hand queued items to ``handle`` in rotation; return how many."""
+        clock = self.clock
+        started = clock()
+        done = 0
+        served: set[bytes] = set()
+        while self._queues and done < limit:
+            for key in list(self._queues):
+                queue = self._queues[key]
+                served.add(key)
+                until = clock() + self.quantum
+                while queue and done < limit:
+                    item, size = queue.popleft()
+                    self._bytes[key] -= size
+                    self.total -= size
+                    handle(item)
+                    done += 1
+                    if clock() >= until:
+                        break
+                if not queue:
+                    del self._queues[key], self._bytes[key]
+                if done >= limit:
+                    break
+            if clock() - started >= (self.budget if len(served) > 1 else self.lone_budget):
+                break
+        return done
+
+    def __bool__(self) -> bool:
+        return bool(self._queues)
+
+    def __len__(self) -> int:
+        return sum(len(q) for q in self._queues.values())
