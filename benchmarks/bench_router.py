@@ -33,8 +33,9 @@ network. Each figure is measured in this one run, side by side:
 5. sustained throughput: 10 processes, each keeping a window of orders in
    flight (``ctx.place_orders`` baskets), for a fixed time; the audit trail is
    counted afterwards to check that every acknowledged order is in it;
-6. one connection flooding the router (malformed messages, or reads of an
-   order that does not exist, as fast as ZeroMQ takes them) while another
+6. one strategy flooding the router (malformed messages over one connection
+   or a hundred, or reads of an order that does not exist, as fast as ZeroMQ
+   takes them) while another
    strategy places market orders one at a time: that strategy's round trip,
    and how fast the audit trail and the state database grow.
 
@@ -384,38 +385,47 @@ def throughput(router: Router | FloorRouter, processes: int, seconds: float, win
 # -- 7. one strategy floods the router ------------------------------------------------------------------
 
 
+FLOODS = {"garbage": 1, "read": 1, "garbage, 100 connections": 100}
+"""What the flooder sends → over how many connections."""
+
+
 def _flooder(endpoint: str, token: str, kind: str, seconds: float, out: Any) -> None:
     """Send as fast as ZeroMQ takes them, reading the answers only to keep them from piling up."""
     context = zmq.Context()
-    sock = context.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SNDHWM, 100_000)
-    sock.connect(endpoint)
+    socks = []
+    for _ in range(FLOODS[kind]):
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 100_000)
+        sock.connect(endpoint)
+        socks.append(sock)
     sent, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline:
-        for _ in range(500):
-            sent += 1
-            if kind == "garbage":
-                message = b'{"v": 1, "id": "f%d", "op": "nope"' % sent  # unterminated JSON
-            else:
-                message = encode_request(f"f{sent}", "order.get", {"client_order_id": "nope"}, token)
+        for sock in socks:
+            for _ in range(500 // len(socks)):
+                sent += 1
+                if kind.startswith("garbage"):
+                    message = b'{"v": 1, "id": "f%d", "op": "nope"' % sent  # unterminated JSON
+                else:
+                    message = encode_request(f"f{sent}", "order.get", {"client_order_id": "nope"}, token)
+                try:
+                    sock.send(message, zmq.NOBLOCK)
+                except zmq.Again:
+                    break
             try:
-                sock.send(message, zmq.NOBLOCK)
+                while True:
+                    sock.recv(zmq.NOBLOCK)
             except zmq.Again:
-                break
-        try:
-            while True:
-                sock.recv(zmq.NOBLOCK)
-        except zmq.Again:
-            pass
-    sock.close()
+                pass
+    for sock in socks:
+        sock.close()
     context.term()
     out.send(sent)
 
 
 def flood(router: Router, kind: str, seconds: float) -> dict[str, float]:
-    """Another strategy's market orders, one at a time, while one connection floods the router with ``kind``
-    (``garbage``: unterminated JSON; ``read``: order.get of an order that does not exist)."""
+    """Another strategy's market orders, one at a time, while one strategy floods the router with ``kind``
+    (``garbage``: unterminated JSON; ``read``: order.get of an order that does not exist; see FLOODS)."""
     database = list((router.root / "state").glob("tradehost.db*"))
     size = sum(f.stat().st_size for f in database)
     rows = router.count("SELECT count(*) FROM audit")
@@ -459,7 +469,7 @@ def _flood_side_by_side(tree: Path | None, seconds: float) -> dict[str, dict[str
     root = Path(tempfile.mkdtemp(prefix="thb-", dir="/tmp"))
     router = Router(root, tree)
     try:
-        return {kind: flood(router, kind, seconds) for kind in ("garbage", "read")}
+        return {kind: flood(router, kind, seconds) for kind in FLOODS}
     finally:
         router.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -516,7 +526,7 @@ def compare(baseline: Path, rounds: int, count: int, seconds: float) -> str:
         f"mean ratio this/baseline: p50 {mean['this'][0] / mean['baseline'][0]:.2f}x, orders/s {mean['this'][1] / mean['baseline'][1]:.2f}x, "
         f"CPU per order {mean['this'][2] / mean['baseline'][2]:.2f}x one at a time and {mean['this'][3] / mean['baseline'][3]:.2f}x at throughput",
         "",
-        f"one connection flooding, {seconds:g} s each, one after the other:",
+        f"one strategy flooding, {seconds:g} s each, one after the other:",
         "",
         *_FLOOD_HEADER,
     ]
@@ -556,7 +566,7 @@ def main() -> None:
         order_http = http_json(router, "/orders", count)
         order_zmq = zmq_order(router, count)
         flow = throughput(router, 10, seconds, 64)
-        floods = {kind: flood(router, kind, seconds / 2) for kind in ("garbage", "read")}
+        floods = {kind: flood(router, kind, seconds / 2) for kind in FLOODS}
         intact = subprocess.run([sys.executable, "-m", "host", "audit", "verify", "--config", str(root / "supervisor.toml")], capture_output=True, text=True)
     finally:
         router.stop()
@@ -589,7 +599,7 @@ def main() -> None:
         f"minimal durable order path, same 10 processes: {minimal_flow['per_second']:,.0f} orders/s ({minimal_flow['stored']:,} stored, {minimal_flow['audited']:,} audited); "
         f"the router reaches {flow['per_second'] / minimal_flow['per_second']:.2f}x of it",
         "",
-        f"one connection flooding the router for {seconds / 2:g} s while another strategy places market orders one at a time "
+        f"one strategy flooding the router for {seconds / 2:g} s while another places market orders one at a time "
         f"(the same order alone: {order_zmq[0]:.3f} ms p50, {order_zmq[1]:.3f} ms p99):",
         "",
         *_FLOOD_HEADER,

@@ -142,6 +142,7 @@ class Supervisor:
         self.logpump = LogPump(config.logs_dir, max_bytes=config.host.log_max_bytes, backups=config.host.log_backups)
         self.logpump.start()
         self._start_router()
+        self._prepare_sandbox()  # before any run can launch: a ruleset binds only the folders that exist
         self.launcher = Launcher(
             preload=config.host.preload,
             env=self._base_environment(),
@@ -187,7 +188,6 @@ class Supervisor:
         self._started = True
         self.notifier.ready(self._status_text())
         log.info("supervisor ready: %d strategies, pid %d, fork server pid %s", len(self.runtimes), os.getpid(), self.launcher.pid)
-        self._prepare_sandbox()
 
     def _start_router(self) -> None:
         """Start the broker router (or, if another machine runs it, read the token key we share with it)."""

@@ -159,10 +159,12 @@ class Router:
             if self.engine.failed:
                 log.error("a commit to the state database failed; stopping so the restart recovers from what was committed")
             else:
+                waiting = self.server.refuse_waiting()
                 self.engine.summarize(everything=True)
-                self.audit.record("router.stop", {"open_orders": len(self.journal.open_orders())})
+                self.audit.record("router.stop", {"open_orders": len(self.journal.open_orders()), "requests_refused_waiting": waiting})
                 try:
                     self.engine.commit()
+                    self.server.send_replies()
                 except Exception:  # the database itself failed; nothing more can be recorded
                     log.exception("could not record the router stop")
             for adapter in self.adapters.values():

@@ -7,8 +7,8 @@
     request_timeout = 10              # seconds a strategy waits for an answer before CONNECTION_ERROR
     lookup_delays = [0.5, 2, 5, 15]   # lookups of an order whose outcome is unknown, before "never received"
     price_retry_seconds = 30          # pricing positions left unpriced at start is retried after 5, 15, then every this
-    max_requests_per_second = 5000    # per connection (a strategy process); more are answered RATE_LIMITED, unhandled
-    audited_refusals_per_second = 20  # per connection: refusals audited a row each; more are audited as a count
+    max_requests_per_second = 5000    # per strategy; more are answered RATE_LIMITED, unhandled
+    audited_refusals_per_second = 20  # per strategy: refusals audited a row each; more are audited as a count
 
     [brokers.paper]                   # the default when no [brokers.*] table exists
     type = "paper"
@@ -59,19 +59,19 @@ class RouterConfig(BaseModel):
     two come after 5 and 15 s, or this if shorter); they stop once every position is priced (see .pricing)."""
 
     max_requests_per_second: float = Field(default=5000.0, gt=0, le=10_000_000)
-    """Requests one connection (a strategy process holds one) may send a second. More are answered RATE_LIMITED,
-    with the seconds to wait, and not handled, so a flooding strategy cannot slow the others down (see .admission)."""
+    """Requests one strategy (all its runs and connections), or all unauthenticated senders together, may send a
+    second. More are answered RATE_LIMITED, unhandled, with the seconds to wait (see .admission)."""
     request_burst: float | None = Field(default=None, ge=1, le=10_000_000)
-    """How many requests a connection may send at once, above that rate; default twice the rate."""
+    """How many requests a strategy may send at once, above that rate; default twice the rate (at least 1)."""
     audited_refusals_per_second: float = Field(default=20.0, gt=0, le=1_000_000)
-    """Refusals per connection (malformed, unauthorized, failed or rate-limited requests) audited in a row each, in
+    """Refusals per strategy (malformed, unauthorized, failed or unhandled requests) audited in a row each, in
     bursts of up to five times this. The rest are answered all the same and audited as a count: one
-    request.suppressed row per connection and second."""
+    request.suppressed row per strategy (or shared class) and second."""
 
     @property
     def request_bucket(self) -> tuple[float, float]:
         """(rate, burst) of each connection's requests."""
-        return self.max_requests_per_second, self.request_burst or 2 * self.max_requests_per_second
+        return self.max_requests_per_second, self.request_burst or max(1.0, 2 * self.max_requests_per_second)
 
     @property
     def refusal_bucket(self) -> tuple[float, float]:

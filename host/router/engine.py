@@ -44,9 +44,9 @@ from host.trading.errors import (
 from host.trading.model import ErrorInfo, Instrument, OrderChanges, OrderRequest, Position
 from host.trading.states import OrderStatus
 from host.trading.tokens import RunTokens
-from host.trading.wire import Request, decode_request, describe_validation_error, encode_error, encode_reply, request_id_of
+from host.trading.wire import Request, decode_request, describe_validation_error, encode_error, encode_reply, request_id_of, token_of
 
-from .admission import Buckets, Tally
+from .admission import ADMIN_UNAUTHENTICATED, OPERATOR, UNAUTHENTICATED, Buckets, Tally, strategy_key, strategy_of
 from .audit import AuditLog
 from .journal import Journal, Marks
 from .reconcile import EXTERNAL
@@ -83,6 +83,15 @@ class Caller:
     strategy: str | None
     run_id: int | None
     admin: bool = False
+    operator: bool = False
+    """On the admin socket: the request carried the operator's token."""
+
+    @property
+    def key(self) -> bytes:
+        """The budgets this caller's refusals count against (see .admission)."""
+        if self.admin:
+            return OPERATOR if self.operator else ADMIN_UNAUTHENTICATED
+        return strategy_key(self.strategy) if self.strategy else UNAUTHENTICATED
 
 
 @dataclass
@@ -121,8 +130,8 @@ class _Stats:
     orders: int = 0
     errors: int = 0
     batches: int = 0
-    throttled: int = 0
-    """Requests answered RATE_LIMITED because their connection was over its budget."""
+    unhandled: int = 0
+    """Requests answered unhandled: their sender over its budget, or the router stopping."""
     suppressed: int = 0
     """Refusals audited only as a count in a request.suppressed row."""
     started: float = field(default_factory=time.time)
@@ -215,7 +224,7 @@ class Engine:
         self.lookup_delays = lookup_delays
         self._lookups: dict[str, int] = {}
         self.audited_refusals = audited_refusals
-        """Per connection: how many refusals get an audit row each (None: all); see .admission."""
+        """Per sender: how many refusals get an audit row each (None: all); see .admission."""
         self.suppressed = Tally()
         """Refusals over that budget, counted until their request.suppressed row is due."""
         """Orders with an unknown outcome → lookups that found nothing so far."""
@@ -281,9 +290,9 @@ class Engine:
     def _reply(self, caller: Caller, request_id: str | None, result: Any) -> None:
         (self._admin_replies if caller.admin else self._replies).append((caller.peer, encode_reply(request_id, result)))
 
-    def _error(self, caller: Caller, request_id: str | None, error: TradingError) -> None:
+    def _error(self, caller: Caller, request_id: str | None, error: TradingError, *, handled: bool = True) -> None:
         self.stats.errors += 1
-        (self._admin_replies if caller.admin else self._replies).append((caller.peer, encode_error(request_id, error)))
+        (self._admin_replies if caller.admin else self._replies).append((caller.peer, encode_error(request_id, error, handled=handled)))
 
     def _answer_order(self, peer: bytes, request_id: str, op: str, record: OrderRecord) -> None:
         """Reply with the order, or with its error if placing it was refused."""
@@ -309,7 +318,7 @@ class Engine:
                 error = Unauthorized(f"{request.op} needs the token in state/router-admin.token, which only the host's operator can read")
                 self._refuse(Caller(peer, None, None, admin=True), request.id, error, "request.unauthorized", {"op": request.op, "socket": "admin"})
                 return
-            caller = Caller(peer, None, None, admin=True)
+            caller = Caller(peer, None, None, admin=True, operator=True)
         else:
             who = self.tokens.verify(request.token) if request.token else None
             if who is None:
@@ -344,36 +353,51 @@ class Engine:
                 latency_us=int((time.perf_counter() - started) * 1e6),
             )
 
-    def refuse(self, peer: bytes, reason: str, *, admin: bool = False) -> None:
+    def refuse(self, peer: bytes, reason: str, *, admin: bool = False, key: bytes | None = None) -> None:
         """Answer a message that cannot even be decoded (e.g. multipart) with INVALID_REQUEST, and audit it."""
         self.stats.requests += 1
-        self._refuse(Caller(peer, None, None, admin), None, InvalidRequest(reason), "request.invalid", {})
+        self._refuse(Caller(peer, None, None, admin), None, InvalidRequest(reason), "request.invalid", {}, key=key)
 
-    def throttle(self, peer: bytes, payload: bytes, error: TradingError, *, admin: bool = False) -> None:
-        """Answer a request its connection had no budget for (see .admission) with ``error``, without handling it."""
+    def unhandled(self, peer: bytes, payload: bytes, error: TradingError, *, admin: bool = False, key: bytes | None = None) -> None:
+        """Answer a request the router will not handle (its sender over budget, the router stopping) with
+        ``error`` and ``"handled": false``, so the client knows to send it again (see .admission)."""
         self.stats.requests += 1
-        self.stats.throttled += 1
-        self._refuse(Caller(peer, None, None, admin), request_id_of(payload), error, "request.throttled", {"bytes": len(payload)})
+        self.stats.unhandled += 1
+        self._refuse(Caller(peer, None, None, admin), request_id_of(payload), error, "request.unhandled", {"bytes": len(payload)}, key=key, handled=False)
 
-    def _refuse(self, caller: Caller, request_id: str | None, error: TradingError, kind: str, detail: dict[str, Any], *, latency_us: int | None = None) -> bool:
-        """Answer a refused request with ``error`` and audit it: in a row of its own while the connection's
-        budget for such rows lasts, else as a count in its next request.suppressed row. True if it got a row."""
-        self._error(caller, request_id, error)
+    def admission_key(self, payload: bytes, *, admin: bool) -> bytes:
+        """Whose budgets and queue a message counts against, read from its first bytes without parsing it:
+        its strategy's if it carries a genuine run token (the operator's, on the admin socket), else the one
+        class all unauthenticated traffic shares. So neither many connections nor reconnecting buys more."""
+        token = token_of(payload)
+        if admin:
+            return OPERATOR if token is not None and token_matches(token, self.admin_token) else ADMIN_UNAUTHENTICATED
+        who = self.tokens.verify(token) if token is not None else None
+        return strategy_key(who[0]) if who is not None else UNAUTHENTICATED
+
+    def _refuse(
+        self, caller: Caller, request_id: str | None, error: TradingError, kind: str, detail: dict[str, Any], *,
+        latency_us: int | None = None, key: bytes | None = None, handled: bool = True,
+    ) -> bool:
+        """Answer a refused request with ``error`` and audit it: in a row of its own while its sender's budget
+        for such rows lasts, else as a count in its next request.suppressed row. True if it got a row."""
+        self._error(caller, request_id, error, handled=handled)
+        key = key if key is not None else caller.key
         budget = self.audited_refusals
-        if budget is None or not budget.delay(b"a" + caller.peer if caller.admin else caller.peer):
+        if budget is None or not budget.delay(key):
             self.audit.record(
                 kind, {**detail, "error": error.to_dict()}, strategy=caller.strategy, run_id=caller.run_id, request_id=request_id, latency_us=latency_us,
             )
             return True
         self.stats.suppressed += 1
-        self.suppressed.add(caller.peer, str(error.code), self.clock(), admin=caller.admin, request_id=request_id, strategy=caller.strategy)
+        self.suppressed.add(key, str(error.code), time.monotonic(), self.clock(), request_id=request_id)
         return False
 
     def summarize(self, *, everything: bool = False) -> int:
-        """Audit each connection's count of suppressed refusals whose second is over (all with ``everything``)."""
+        """Audit the counts of suppressed refusals whose second is over (all with ``everything``)."""
         written = 0
-        for admin, peer, counts in self.suppressed.due(self.clock(), everything=everything):
-            self.audit.record("request.suppressed", counts.detail("admin" if admin else "strategy", peer), strategy=counts.strategy)
+        for key, counts in self.suppressed.due(time.monotonic(), everything=everything):
+            self.audit.record("request.suppressed", counts.detail(key), strategy=strategy_of(key))
             written += 1
         return written
 
@@ -674,7 +698,7 @@ class Engine:
             "brokers": [a.describe() for a in self.adapters.values()],
             "open_orders": len(self.journal.open_orders()),
             "requests": self.stats.requests, "orders": self.stats.orders, "errors": self.stats.errors, "batches": self.stats.batches,
-            "throttled": self.stats.throttled, "suppressed": self.stats.suppressed,
+            "unhandled": self.stats.unhandled, "suppressed": self.stats.suppressed,
             "uptime": round(time.time() - self.stats.started, 3),
         }
 

@@ -6,11 +6,12 @@ replies, then starts the broker calls that batch journaled. Under load many
 orders share one commit (group commit); at low load a batch is one message
 and the reply leaves right after its fsync.
 
-Messages wait in one queue per connection and are handled in rotation by
+Messages wait in one queue per sender (a strategy, the operator, or the
+class all unauthenticated traffic shares) and are handled in rotation by
 slices of time (see :mod:`.admission`), so a burst from one strategy cannot
-hold up the others' answers. Each connection also has a budget of requests:
-what it sends over it is answered RATE_LIMITED without being handled, and a
-turn stops reading after ``throttle_per_turn`` such messages.
+hold up the others' answers. Each sender also has a budget of requests: what
+it sends over it is answered RATE_LIMITED, marked unhandled, and a turn stops
+reading after ``throttle_per_turn`` such messages or ``read_budget`` seconds.
 
 The sockets are plain (not ``zmq.asyncio``): their file descriptors wake the
 asyncio loop, and the loop reads with NOBLOCK until ZeroMQ says there is
@@ -30,10 +31,10 @@ from typing import Any
 import zmq
 
 from brokers.base import ExecutionReport
-from host.trading.errors import RateLimited
+from host.trading.errors import RateLimited, ServiceUnavailable
 from host.trading.wire import MAX_MESSAGE_BYTES
 
-from .admission import Buckets, FairQueues
+from .admission import Buckets, FairQueues, strategy_of
 from .engine import BrokerCall, Engine, Outcome
 
 __all__ = ["RouterServer"]
@@ -52,23 +53,35 @@ def _bind(sock: zmq.Socket[bytes], endpoint: str) -> None:
         sock.bind(endpoint)
 
 
+_Item = tuple[bool, bytes, list[bytes]]
+"""A queued message: (admin socket?, its sender's key, its frames)."""
+
+
+def _sender(key: bytes) -> str:
+    """A key as the RATE_LIMITED message names it."""
+    name = strategy_of(key)
+    return f"strategy {name}" if name is not None else key.decode(errors="replace")
+
+
 class RouterServer:
     """Owns the strategy and admin sockets and runs the engine in batches."""
 
     def __init__(
         self, engine: Engine, *, endpoint: str, admin_endpoint: str, batch_max: int = 1024,
-        requests: Buckets | None = None, throttle_per_turn: int = 64, backed_up_reads: int = 256, queues: FairQueues[tuple[bool, list[bytes]]] | None = None,
+        requests: Buckets | None = None, throttle_per_turn: int = 64, backed_up_reads: int = 256, read_budget: float = 0.002,
+        queues: FairQueues[_Item] | None = None,
     ) -> None:
         self.engine = engine
         self.endpoint = endpoint
         self.admin_endpoint = admin_endpoint
         self.batch_max = batch_max
         self.requests = requests
-        """Each connection's budget of requests; None lets every request through."""
+        """Each sender's budget of requests (see .admission); None lets every request through."""
         self.throttle_per_turn = throttle_per_turn
         self.backed_up_reads = backed_up_reads
-        self.queues: FairQueues[tuple[bool, list[bytes]]] = queues if queues is not None else FairQueues()
-        """Requests read but not yet handled, one queue per connection, served in rotation."""
+        self.read_budget = read_budget
+        self.queues: FairQueues[_Item] = queues if queues is not None else FairQueues()
+        """Requests read but not yet handled, one queue per sender, served in rotation."""
         self._summary_due = False
         self._pruned = time.monotonic()
         self._events: deque[Callable[[], None]] = deque()
@@ -156,8 +169,9 @@ class RouterServer:
                 task.cancel()
 
     def close(self) -> None:
-        self.sock.close(linger=0)
-        self.admin.close(linger=0)
+        # A moment for the last answers (the refusals of what was queued at stop) to leave; then drop the rest.
+        self.sock.close(linger=500)
+        self.admin.close(linger=500)
         self._context.term()
 
     def _readable(self) -> bool:
@@ -173,9 +187,11 @@ class RouterServer:
         self._turn_due = False
         if self._stopping:
             return
-        self._turn()
-        if self._events or self.queues or self._readable():
-            self._want_turn()
+        try:
+            self._turn()
+        finally:  # even after a handler's bug, what is queued or readable gets its turn
+            if self._events or self.queues or self._readable():
+                self._want_turn()
 
     def _turn(self) -> None:
         """One batch: take messages and events, handle, commit, reply, dispatch."""
@@ -196,11 +212,24 @@ class RouterServer:
         if not handled:
             return
         engine.commit()
-        replies, admin_replies = engine.take_replies()
-        self._send(self.sock, replies)
-        self._send(self.admin, admin_replies)
+        self.send_replies()
         for call in engine.take_calls():
             self._dispatch(call)
+
+    def send_replies(self) -> None:
+        """Send the answers the engine holds (call only after the commit that made them true)."""
+        replies, admin_replies = self.engine.take_replies()
+        self._send(self.sock, replies)
+        self._send(self.admin, admin_replies)
+
+    def refuse_waiting(self) -> int:
+        """At stop: answer every queued request SERVICE_UNAVAILABLE, unhandled, so its client sends it again
+        to the next router; the caller commits (their audit) and sends the replies. Return how many."""
+        waiting = self.queues.drain()
+        for admin, key, frames in waiting:
+            error = ServiceUnavailable("the router is stopping; not handled, send again in 1 s", retry_after=1.0)
+            self.engine.unhandled(frames[0], frames[1] if len(frames) > 1 else b"", error, admin=admin, key=key)
+        return len(waiting)
 
     def _summary_wake(self) -> None:
         self._summary_due = False
@@ -215,38 +244,41 @@ class RouterServer:
                     buckets.forget_idle()
 
     def _drain(self, sock: zmq.Socket[bytes], *, admin: bool, limit: int) -> int:
-        """Read up to ``limit`` messages into their connections' queues; return how many were read."""
+        """Read up to ``limit`` messages into their senders' queues; return how many were read."""
         count = throttled = 0
-        requests, queues = self.requests, self.queues
+        engine, requests, queues = self.engine, self.requests, self.queues
+        until = time.perf_counter() + self.read_budget
         while count < limit:
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
             count += 1
-            key = b"a" + frames[0] if admin else frames[0]
-            size = sum(len(f) for f in frames)
+            payload = frames[1] if len(frames) > 1 else b""
+            key = engine.admission_key(payload, admin=admin)
             wait = requests.delay(key) if requests is not None else 0.0
             if wait and requests is not None:
                 wait = round(wait, 3) or 0.001
-                reason = f"this connection sent more than {requests.rate:g} requests a second (bursts of {requests.burst:g}); send again in {wait:g} s"
-            elif not queues.put(key, (admin, frames), size):
-                wait = 0.1
-                reason = (f"the router has too many requests waiting ({queues.max_bytes >> 20} MiB from this connection or "
-                          f"{queues.max_total >> 20} MiB in all); send again in {wait:g} s")
+                reason = f"{_sender(key)} sent more than {requests.rate:g} requests a second (bursts of {requests.burst:g})"
             else:
-                continue
-            self.engine.throttle(frames[0], frames[1] if len(frames) > 1 else b"", RateLimited(reason + "; not handled", retry_after=wait), admin=admin)
+                # A byte-identical message from the same peer still waiting is a client's re-send: drop it.
+                if queues.put(key, (admin, key, frames), sum(len(f) for f in frames), dedupe=(frames[0], payload) if len(frames) == 2 else None):
+                    if time.perf_counter() > until:
+                        break
+                    continue
+                wait = 0.1
+                reason = f"the router has too many requests waiting ({queues.max_bytes >> 20} MiB from {_sender(key)} or {queues.max_total >> 20} MiB in all)"
+            engine.unhandled(frames[0], payload, RateLimited(f"{reason}; not handled, send again in {wait:g} s", retry_after=wait), admin=admin, key=key)
             throttled += 1
-            if throttled >= self.throttle_per_turn:
-                break  # end the turn: the other connections' requests in it are answered now
+            if throttled >= self.throttle_per_turn or time.perf_counter() > until:
+                break  # end the turn: the other senders' requests in it are answered now
         return count
 
-    def _handle(self, item: tuple[bool, list[bytes]]) -> None:
-        admin, frames = item
+    def _handle(self, item: _Item) -> None:
+        admin, key, frames = item
         if len(frames) != 2:
             # A DEALER peer sends one frame after its identity; anything else is answered, not read.
-            self.engine.refuse(frames[0], f"a request is one frame; this message had {len(frames) - 1}", admin=admin)
+            self.engine.refuse(frames[0], f"a request is one frame; this message had {len(frames) - 1}", admin=admin, key=key)
             return
         self.engine.handle(frames[0], frames[1], admin=admin)
 

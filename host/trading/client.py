@@ -3,8 +3,11 @@
 Every request carries a request id. Until the answer arrives the same message
 is re-sent every ``resend_interval`` seconds: the router answers a repeated id
 with the first answer (or attaches it to the one in progress), so a router
-that restarted mid-request finishes it instead of doing it twice. Past the
-deadline the call raises :class:`~host.trading.errors.ConnectionFailed`.
+that restarted mid-request finishes it instead of doing it twice. An answer
+marked ``"handled": false`` (the strategy over its request budget, the router
+stopping) is not final: the request is sent again after its ``retry_after``.
+Past the deadline the call raises that refusal's error if one came, else
+:class:`~host.trading.errors.ConnectionFailed`.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class RouterClient:
                 pending[rid] = encode_request(rid, op, body, self._token)
                 order.append(rid)
             answers: dict[str, Any] = {}
+            held: dict[str, float] = {}  # requests the router did not handle → when to send them again
+            refused: dict[str, Any] = {}  # → the router's latest refusal of each
             for message in pending.values():
                 socket.send(message)
             next_resend = time.monotonic() + self._resend
@@ -71,13 +76,21 @@ class RouterClient:
                 now = time.monotonic()
                 if now >= deadline:
                     self._reset()  # late answers must not be read as answers to the next call
+                    waiting = [rid for rid in order if rid in pending and rid in refused]
+                    if waiting:
+                        raise error_from_dict(refused[waiting[0]].get("error") or {})
                     ops = sorted({decode_reply(m)["op"] for m in pending.values()})
                     raise ConnectionFailed(f"the router at {self.endpoint} did not answer {', '.join(ops)} within {self.timeout if timeout is None else timeout:g} s")
+                for rid, when in list(held.items()):
+                    if when <= now:
+                        del held[rid]
+                        socket.send(pending[rid])
                 if now >= next_resend:
-                    for message in pending.values():
-                        socket.send(message)
+                    for rid, message in pending.items():
+                        if rid not in held:
+                            socket.send(message)
                     next_resend = now + self._resend
-                wait = min(deadline, next_resend) - now
+                wait = min(deadline, next_resend, *held.values()) - now
                 if not socket.poll(max(1, int(wait * 1000)), zmq.POLLIN):
                     continue
                 while True:
@@ -89,7 +102,15 @@ class RouterClient:
                     rid = reply.get("id")
                     if rid not in pending:
                         continue  # the answer to an earlier re-send, already taken
+                    if reply.get("handled") is False:
+                        # Not handled (over budget, router stopping): send it again when told; the router's answer
+                        # to an earlier copy may still come, and is the answer.
+                        refused[rid] = reply
+                        retry = (reply.get("error") or {}).get("retry_after")
+                        held[rid] = time.monotonic() + max(float(retry or 0.0), 0.001)
+                        continue
                     del pending[rid]
+                    held.pop(rid, None)
                     answers[rid] = reply
         results: list[Any] = []
         first_error: Exception | None = None

@@ -7,7 +7,10 @@
              {"v": 1, "id": "r17.4", "ok": false, "error": {"code": "INVALID_QUANTITY", "message": ..., ...}}
 
 ``id`` is the request id: a strategy that sends the same ``order.place`` id
-twice gets the same order back. Prices and quantities are decimal strings.
+twice gets the same order back. A request the router refused without handling
+it (its sender over budget, the router stopping) is answered with
+``"handled": false`` beside the error: sending it again is safe, and the client
+does so after the error's ``retry_after``. Prices and quantities are decimal strings.
 Operator requests (``halt``, ``resume``, ``status``, ``brokers``,
 ``credentials``) use the same envelope on the router's owner-only admin
 socket, without a token.
@@ -16,6 +19,7 @@ socket, without a token.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -39,6 +43,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "request_id_of",
+    "token_of",
 ]
 
 PROTOCOL_VERSION = 1
@@ -80,22 +85,32 @@ def decode_request(payload: bytes) -> Request:
         raise InvalidRequest(f"bad request envelope: {describe_validation_error(exc)}") from None
 
 
+_HEAD = 512
+"""How far into a message :func:`request_id_of` and :func:`token_of` look: clients put both first."""
+_ID = re.compile(rb'"id"\s*:\s*"([^"\\]{1,120})"')
+_TOKEN = re.compile(rb'"token"\s*:\s*"([^"\\]{1,400})"')
+
+
+def _scan(pattern: re.Pattern[bytes], payload: bytes) -> str | None:
+    # A bounded scan, not a parse: this runs on every message a flood sends, however large or nested.
+    found = pattern.search(payload, 0, _HEAD)
+    if found is None:
+        return None
+    try:
+        return found.group(1).decode()
+    except UnicodeDecodeError:
+        return None
+
+
 def request_id_of(payload: bytes) -> str | None:
-    """The ``id`` of a request that failed validation, if one can be read, so the reply can carry it."""
-    if len(payload) > MAX_MESSAGE_BYTES:
-        return None
-    try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    rid = data.get("id") if isinstance(data, dict) else None
-    if not isinstance(rid, str) or not 0 < len(rid) <= 120:
-        return None
-    try:
-        rid.encode()  # a lone surrogate cannot be stored or hashed
-    except UnicodeEncodeError:
-        return None
-    return rid
+    """The ``id`` of a request that was not (or could not be) parsed, if its first bytes show one, so the
+    reply can carry it. Plain string ids only: one with escapes in it is not read."""
+    return _scan(_ID, payload)
+
+
+def token_of(payload: bytes) -> str | None:
+    """The run token a message's first bytes carry, unparsed and unchecked (see host.router.admission)."""
+    return _scan(_TOKEN, payload)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -135,14 +150,21 @@ def encode_reply(request_id: str | None, result: Any) -> bytes:
     return _dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result})
 
 
-def encode_error(request_id: str | None, error: TradingError) -> bytes:
-    return _dumps({"v": PROTOCOL_VERSION, "id": request_id, "ok": False, "error": error.to_dict()})
+def encode_error(request_id: str | None, error: TradingError, *, handled: bool = True) -> bytes:
+    """An error reply; ``handled=False`` says the request was not handled at all and may be sent again."""
+    message: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id, "ok": False, "error": error.to_dict()}
+    if not handled:
+        message["handled"] = False
+    return _dumps(message)
 
 
 def encode_request(request_id: str, op: str, body: dict[str, Any], token: str | None = None) -> bytes:
-    message: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id, "op": op, "body": body}
+    # id and token first: the router reads both from a message's first bytes before parsing it.
+    message: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id}
     if token is not None:
         message["token"] = token
+    message["op"] = op
+    message["body"] = body
     return _dumps(message)
 
 

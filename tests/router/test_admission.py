@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from host.config import parse_config
 from host.errors import ConfigError
-from host.router.admission import Buckets, FairQueues, Tally
+from host.router.admission import ADMIN_UNAUTHENTICATED, OPERATOR, UNAUTHENTICATED, Buckets, FairQueues, Tally, strategy_key, strategy_of
 
 
 # -- buckets --------------------------------------------------------------------------------------------
@@ -87,23 +87,37 @@ def test_a_bucket_never_lets_through_more_than_burst_plus_rate_times_time(gaps: 
 # -- the tally of suppressed refusals ----------------------------------------------------------------
 
 
-def test_suppressed_refusals_are_counted_per_connection_and_summarised_once_their_second_is_over() -> None:
+def test_suppressed_refusals_are_counted_per_sender_and_summarised_once_their_second_is_over() -> None:
     tally = Tally(every=1.0)
-    tally.add(b"\x01", "INVALID_REQUEST", 10.0, request_id="a")
-    tally.add(b"\x01", "RATE_LIMITED", 10.2)
-    tally.add(b"\x01", "INVALID_REQUEST", 10.4, request_id="c", strategy="sma")
-    tally.add(b"\x02", "UNAUTHORIZED", 10.5, admin=True)
+    sma = strategy_key("sma")
+    tally.add(sma, "INVALID_REQUEST", 10.0, 1000.0, request_id="a")
+    tally.add(sma, "RATE_LIMITED", 10.2, 1000.2)
+    tally.add(sma, "INVALID_REQUEST", 10.4, 1000.4, request_id="c")
+    tally.add(UNAUTHENTICATED, "UNAUTHORIZED", 10.5, 1000.5)
     assert tally.due(10.9) == []
-    (admin, peer, counts), = tally.due(11.0)
-    assert (admin, peer, counts.count, counts.strategy) == (False, b"\x01", 3, "sma")
-    assert counts.detail("strategy", peer) == {
-        "socket": "strategy", "peer": "01", "count": 3, "codes": {"INVALID_REQUEST": 2, "RATE_LIMITED": 1},
-        "first_request_id": "a", "last_request_id": "c", "from": 10.0, "to": 10.4,
+    (key, counts), = tally.due(11.0)
+    assert (key, counts.count, strategy_of(key)) == (sma, 3, "sma")
+    assert counts.detail(key) == {
+        "source": "strategy sma", "count": 3, "codes": {"INVALID_REQUEST": 2, "RATE_LIMITED": 1},
+        "first_request_id": "a", "last_request_id": "c", "from": 1000.0, "to": 1000.4,
     }
     assert tally
-    (admin, peer, counts), = tally.due(10.6, everything=True)
-    assert (admin, peer, counts.count) == (True, b"\x02", 1)
+    (key, counts), = tally.due(10.6, everything=True)
+    assert (key, counts.count, strategy_of(key)) == (UNAUTHENTICATED, 1, None)
     assert not tally
+
+
+def test_a_summary_is_due_by_the_monotonic_clock_whatever_the_wall_clock_does() -> None:
+    tally = Tally(every=1.0)
+    tally.add(UNAUTHENTICATED, "INVALID_REQUEST", 5.0, 2000.0)
+    tally.add(UNAUTHENTICATED, "INVALID_REQUEST", 5.5, 1000.0)  # the wall clock stepped back an hour... ish
+    (_, counts), = tally.due(6.0)
+    assert counts.count == 2 and (counts.first_at, counts.last_at) == (2000.0, 1000.0)
+
+
+def test_strategy_keys_round_trip_and_shared_classes_name_no_strategy() -> None:
+    assert strategy_of(strategy_key("mean revert")) == "mean revert"
+    assert strategy_of(UNAUTHENTICATED) is None and strategy_of(OPERATOR) is None and strategy_of(ADMIN_UNAUTHENTICATED) is None
 
 
 # -- fair queues ------------------------------------------------------------------------------------------
@@ -143,8 +157,9 @@ def test_a_lone_connection_keeps_the_turn_for_the_longer_budget() -> None:
 
 
 def test_a_full_queue_refuses_more_but_takes_a_first_request() -> None:
-    queues: FairQueues[int] = FairQueues(max_bytes=100)
-    assert queues.put(b"p", 1, 500)  # larger than the cap, but nothing of this connection is waiting
+    o = FairQueues.OVERHEAD  # what each item is counted beyond its size
+    queues: FairQueues[int] = FairQueues(max_bytes=2 * o + 100)
+    assert queues.put(b"p", 1, 5000)  # larger than the cap, but nothing of this sender is waiting
     assert not queues.put(b"p", 2, 1)
     assert queues.put(b"q", 3, 60) and queues.put(b"q", 4, 40) and not queues.put(b"q", 5, 1)
     handled: list[int] = []
@@ -154,14 +169,28 @@ def test_a_full_queue_refuses_more_but_takes_a_first_request() -> None:
 
 
 def test_all_queues_together_are_capped_so_many_connections_buy_no_unbounded_memory() -> None:
-    queues: FairQueues[int] = FairQueues(max_bytes=100, max_total=250)
-    assert all(queues.put(bytes([n]), n, 50) for n in range(5))  # 250: at the cap
-    assert not queues.put(b"\x00", 99, 1)  # something of its own waiting: refused over the total
+    item = FairQueues.OVERHEAD + 50
+    queues: FairQueues[int] = FairQueues(max_bytes=2 * item, max_total=5 * item)
+    assert all(queues.put(bytes([n]), n, 50) for n in range(5))  # at the cap
+    assert not queues.put(b"\x00", 99, 50)  # something of its own waiting: refused over the total
     assert all(queues.put(bytes([n]), n, 50) for n in range(5, 10))  # a first request still gets in ...
-    assert not queues.put(b"\xff", 99, 1)  # ... until twice the cap
-    assert queues.total == 500
+    assert not queues.put(b"\xff", 99, 50)  # ... until twice the cap
+    assert queues.total == 10 * item
     queues.serve(lambda item: None, 1000)
     assert queues.total == 0 and queues.put(b"\x00", 1, 100)
+
+
+def test_a_resent_request_still_waiting_is_dropped_and_the_first_answered() -> None:
+    queues: FairQueues[str] = FairQueues()
+    assert queues.put(b"sma", "first", 10, dedupe=(b"peer", b"message"))
+    assert queues.put(b"sma", "re-send", 10, dedupe=(b"peer", b"message"))  # taken, and dropped
+    assert queues.put(b"sma", "other peer", 10, dedupe=(b"peer2", b"message"))
+    assert queues.put(b"sma", "no id", 10) and queues.put(b"sma", "no id again", 10)
+    handled: list[str] = []
+    queues.serve(handled.append, 100)
+    assert handled == ["first", "other peer", "no id", "no id again"]
+    assert queues.put(b"sma", "after", 10, dedupe=(b"peer", b"message"))  # answered by now: a new copy is queued
+    assert queues.drain() == ["after"] and not queues and queues.total == 0
 
 
 @settings(max_examples=150, deadline=None)
@@ -199,6 +228,9 @@ def test_the_budgets_are_router_keys_with_sane_defaults(tmp_path: Path) -> None:
     router = parse_config("[router]\nmax_requests_per_second = 100\nrequest_burst = 150\naudited_refusals_per_second = 0.1\n", path).router
     assert router.request_bucket == (100.0, 150.0)
     assert router.refusal_bucket == (0.1, 1.0)
+    router = parse_config("[router]\nmax_requests_per_second = 0.25\n", path).router
+    assert router.request_bucket == (0.25, 1.0)  # a burst below one request would refuse everything
+    Buckets(*router.request_bucket)
     for bad in ("max_requests_per_second = 0", "request_burst = 0", "audited_refusals_per_second = -1", "max_requests_per_second = 'fast'"):
         with pytest.raises(ConfigError, match=bad.split(" ")[0]):
             parse_config(f"[router]\n{bad}\n", path)

@@ -280,7 +280,7 @@ def test_a_flooding_connection_is_rate_limited_and_audited_as_counts_while_anoth
     assert all(0 < w <= 1 for w in waits)
 
     def accounted() -> tuple[int, int]:
-        rows = router.query("SELECT count(*) FROM audit WHERE kind IN ('request.invalid', 'request.throttled') AND request_id LIKE 'g%'")[0][0]
+        rows = router.query("SELECT count(*) FROM audit WHERE kind IN ('request.invalid', 'request.unhandled') AND request_id LIKE 'g%'")[0][0]
         counted = sum(json.loads(d)["count"] for (d,) in router.query("SELECT detail FROM audit WHERE kind = 'request.suppressed'"))
         return rows, counted
 
@@ -288,6 +288,85 @@ def test_a_flooding_connection_is_rate_limited_and_audited_as_counts_while_anoth
     rows, counted = accounted()
     assert rows <= 25 + 5 * 10 and counted >= sent - rows  # a row each only within the refusal budget
     assert router.process is not None and router.process.poll() is None
+    assert router.cli("audit", "verify").returncode == 0
+
+
+def test_a_strategys_connections_share_one_budget_so_many_sockets_buy_nothing(router: RouterProc) -> None:
+    router.write_config("max_requests_per_second = 50\nrequest_burst = 100\n")
+    router.start()
+    token = router.tokens().mint("many", 4)
+    context = zmq.Context()
+    socks = []
+    try:
+        for _ in range(20):  # each alone would stay inside the burst
+            sock = context.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(router.endpoint)
+            socks.append(sock)
+        for n, sock in enumerate(socks):
+            for m in range(50):
+                sock.send(encode_request(f"m{n}.{m}", "ping", {}, token))
+        codes: dict[str, int] = {}
+        for sock in socks:
+            for _ in range(50):
+                assert sock.poll(10_000), "every message is answered"
+                reply = json.loads(sock.recv())
+                key = "ok" if reply["ok"] else reply["error"]["code"]
+                codes[key] = codes.get(key, 0) + 1
+                if not reply["ok"]:
+                    assert reply["handled"] is False and "strategy many sent more than 50 requests a second" in reply["error"]["message"]
+    finally:
+        for sock in socks:
+            sock.close()
+        context.term()
+    assert codes["RATE_LIMITED"] >= 800 and codes["ok"] <= 200  # the burst and a second's worth, for all 20 together
+    assert place(router.client("other"))["status"] == "FILLED"  # another strategy's budget is its own
+
+
+def test_a_client_sends_unhandled_requests_again_and_gets_each_order_once(router: RouterProc) -> None:
+    # A slow broker and a tiny budget: the client's re-sends of orders still at the broker are refused unhandled,
+    # and must neither end the call nor place anything twice.
+    router.write_config("max_requests_per_second = 2\nrequest_burst = 2\n\n[brokers.paper]\ntype = \"paper\"\nlatency = 1.5\n")
+    router.start()
+    client = router.client("slow", 5, timeout=30, resend_interval=0.3)
+    orders = client.call_many([("order.place", MARKET, f"o-{n}") for n in range(4)])
+    assert [o["status"] for o in orders] == ["FILLED"] * 4
+    assert sorted(r for (r,) in router.query("SELECT request_id FROM orders WHERE strategy = 'slow'")) == ["o-0", "o-1", "o-2", "o-3"]
+    assert router.query("SELECT count(*) FROM audit WHERE kind IN ('request.unhandled', 'request.suppressed')")[0][0] >= 1
+
+
+def test_a_stopping_router_answers_what_it_had_queued_unhandled_and_audits_it(router: RouterProc) -> None:
+    router.start()
+    token = router.tokens().mint("queued", 6)
+    context = zmq.Context()
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)  # every answer flows in while the test waits for the router to exit
+    sock.connect(router.endpoint)
+    try:
+        for n in range(3000):  # more than one turn handles: most wait in the router's queue or ZeroMQ's
+            sock.send(encode_request(f"q{n}", "order.place", MARKET, token))
+        assert sock.poll(10_000)
+        router.stop()
+        codes: dict[str, int] = {}
+        while sock.poll(500):
+            reply = json.loads(sock.recv())
+            key = "ok" if reply["ok"] else reply["error"]["code"]
+            codes[key] = codes.get(key, 0) + 1
+            if key == "SERVICE_UNAVAILABLE":
+                assert reply["handled"] is False and "stopping" in reply["error"]["message"]
+    finally:
+        sock.close()
+        context.term()
+    (detail,), = router.query("SELECT detail FROM audit WHERE kind = 'router.stop'")
+    waiting = json.loads(detail)["requests_refused_waiting"]
+    assert waiting > 0 and codes.get("SERVICE_UNAVAILABLE") == waiting
+    rows = router.query("SELECT count(*) FROM audit WHERE kind = 'request.unhandled' AND request_id LIKE 'q%'")[0][0]
+    counted = sum(json.loads(d)["codes"].get("SERVICE_UNAVAILABLE", 0) for (d,) in router.query("SELECT detail FROM audit WHERE kind = 'request.suppressed'"))
+    assert rows + counted == waiting  # every one refused is in the trail, as a row or in a count
+    made = router.query("SELECT count(*) FROM orders WHERE strategy = 'queued'")[0][0]
+    assert made == codes["ok"] + codes.get("INSUFFICIENT_FUNDS", 0)  # an order for each handled one; none for the refused
+    router.start()
     assert router.cli("audit", "verify").returncode == 0
 
 

@@ -1,9 +1,10 @@
+import json
 from decimal import Decimal
 
 import pytest
 
-from host.trading.errors import InvalidRequest
-from host.trading.wire import MAX_MESSAGE_BYTES, decimal_text, decode_request, encode_request, request_id_of
+from host.trading.errors import InvalidRequest, RateLimited
+from host.trading.wire import MAX_MESSAGE_BYTES, decimal_text, decode_request, encode_error, encode_request, request_id_of, token_of
 
 
 def test_a_request_round_trips_with_decimals_as_strings() -> None:
@@ -40,6 +41,23 @@ def test_the_request_id_of_a_bad_request_is_recovered_when_readable() -> None:
     assert request_id_of(b'{"v": 9, "id": "r5.2"}') == "r5.2"
     assert request_id_of(b"garbage") is None
     assert request_id_of(b'{"id": 5}') is None
+    assert request_id_of(b'{"id": "\\ud800"}') is None  # escapes are not read: a lone surrogate never gets through
+    assert request_id_of(b'{"id": "\xff\xfe"}') is None
+    assert request_id_of(b'{"body": "' + b"x" * 600 + b'", "id": "late"}') is None  # only the first bytes are looked at
+
+
+def test_requests_carry_their_id_and_token_first_where_the_router_reads_them_unparsed() -> None:
+    message = encode_request("r5.2", "order.place", {"tag": "x" * 5000}, "7.sma.abc")
+    assert message.startswith(b'{"v":1,"id":"r5.2","token":"7.sma.abc"')
+    assert (request_id_of(message), token_of(message)) == ("r5.2", "7.sma.abc")
+    assert token_of(encode_request("r1", "ping", {})) is None
+    assert decode_request(message).token == "7.sma.abc"
+
+
+def test_an_unhandled_refusal_says_so_and_a_handled_one_does_not() -> None:
+    refusal = json.loads(encode_error("r1", RateLimited("over budget", retry_after=0.2), handled=False))
+    assert refusal["handled"] is False and refusal["error"]["retry_after"] == 0.2
+    assert "handled" not in json.loads(encode_error("r1", RateLimited("broker said so")))
 
 
 @pytest.mark.parametrize(("value", "text"), [(0.1, "0.1"), (1, "1"), (Decimal("1.50"), "1.50"), ("2.5", "2.5"), (1e-7, "1e-07"), (None, None)])
