@@ -55,6 +55,8 @@ def router_view(process: dict[str, Any], answer: dict[str, Any] | None, error: s
         "requests": live.get("requests"),
         "orders": live.get("orders"),
         "errors": live.get("errors"),
+        "unhandled": live.get("unhandled"),
+        "suppressed": live.get("suppressed"),
     }
 
 
@@ -95,7 +97,11 @@ def render_router(router: dict[str, Any] | None) -> str:
         return line if router.get("error") is None else f"{line}; no answer: {router['error']}"
     line += f"; {_trading_text(router)}, open orders {router['open_orders']}"
     brokers = ", ".join(f"{b['name']} ({'connected' if b['connected'] else 'NOT CONNECTED'})" for b in router["brokers"]) or "none"
-    return f"{line}\n  brokers: {brokers}"
+    line += f"\n  brokers: {brokers}"
+    if router.get("unhandled") or router.get("suppressed"):
+        line += (f"\n  since start: {router.get('unhandled') or 0} requests answered unhandled (a sender over its budget), "
+                 f"{router.get('suppressed') or 0} refusals audited only as counts (audit --kind request.suppressed)")
+    return line
 
 
 def _short_time(value: str | None) -> str:

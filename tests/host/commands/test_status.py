@@ -63,7 +63,7 @@ def test_router_view_keeps_the_process_and_sums_up_the_answer() -> None:
 def test_router_view_of_a_router_that_did_not_answer_has_no_live_part() -> None:
     view = router_view(MANAGED, None, "the router did not answer status within 1 s")
     assert view["answered"] is False and view["error"] == "the router did not answer status within 1 s"
-    assert all(view[k] is None for k in ("trading_state", "strategy_states", "brokers", "open_orders", "requests", "orders", "errors"))
+    assert all(view[k] is None for k in ("trading_state", "strategy_states", "brokers", "open_orders", "requests", "orders", "errors", "unhandled", "suppressed"))
 
 
 def test_router_view_of_a_remote_router_takes_its_uptime_from_the_answer() -> None:
@@ -81,6 +81,15 @@ def test_render_router_answered() -> None:
         "router: running, pid 4242, up 1h 02m, restarts 0; trading ACTIVE, open orders 0",
         "  brokers: none",
     ]
+
+
+def test_render_router_says_when_a_sender_went_over_its_budget() -> None:
+    flooded = router_view(MANAGED, ANSWER | {"unhandled": 1200, "suppressed": 5400}, None)
+    assert (flooded["unhandled"], flooded["suppressed"]) == (1200, 5400)
+    assert render_router(flooded).splitlines()[-1] == (
+        "  since start: 1200 requests answered unhandled (a sender over its budget), 5400 refusals audited only as counts"
+        " (audit --kind request.suppressed)"
+    )
 
 
 def test_render_router_without_an_answer() -> None:
