@@ -213,6 +213,8 @@ class FairQueues(Generic[T]):
                         break
                 if not queue:
                     del self._queues[key], self._bytes[key]
+                else:
+                    self._queues[key] = self._queues.pop(key)  # to the back: the next turn starts with the next key
                 if done >= limit:
                     break
             if clock() - started >= (self.budget if len(served) > 1 else self.lone_budget):

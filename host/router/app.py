@@ -175,4 +175,4 @@ class Router:
             self.engine.close()
             self.server.close()
             self.database.dispose()
-        return 0
+        return 1 if self.engine.failed else 0

@@ -44,6 +44,7 @@ from host.trading.errors import (
 from host.trading.model import ErrorInfo, Instrument, OrderChanges, OrderRequest, Position
 from host.trading.states import OrderStatus
 from host.trading.tokens import RunTokens
+from host.trading.wire import HEAD_BYTES as _TOKEN_WITHIN
 from host.trading.wire import Request, decode_request, describe_validation_error, encode_error, encode_reply, request_id_of, token_of
 
 from .admission import ADMIN_UNAUTHENTICATED, OPERATOR, UNAUTHENTICATED, Buckets, Tally, strategy_key, strategy_of
@@ -305,29 +306,37 @@ class Engine:
 
     # -- requests --------------------------------------------------------------------
 
-    def handle(self, peer: bytes, payload: bytes, *, admin: bool = False) -> None:
-        """Answer one message (the reply is sent after the next commit)."""
+    def handle(self, peer: bytes, payload: bytes, *, admin: bool = False, key: bytes | None = None) -> None:
+        """Answer one message (the reply is sent after the next commit). ``key``: its sender's, as the server
+        read it when it queued the message (see :meth:`admission_key`)."""
         self.stats.requests += 1
         started = time.perf_counter()
+        if key is None:
+            key = self.admission_key(payload, admin=admin)
         try:
             request = decode_request(payload)
         except TradingError as exc:
-            self._refuse(Caller(peer, None, None, admin), request_id_of(payload), exc, "request.invalid", {"bytes": len(payload)})
+            self._refuse(Caller(peer, None, None, admin), request_id_of(payload), exc, "request.invalid", {"bytes": len(payload)}, key=key)
             return
         if admin:
             if not token_matches(request.token, self.admin_token):
                 # The admin socket takes any process of the host's user; the token is what only the operator can read.
                 error = Unauthorized(f"{request.op} needs the token in state/router-admin.token, which only the host's operator can read")
-                self._refuse(Caller(peer, None, None, admin=True), request.id, error, "request.unauthorized", {"op": request.op, "socket": "admin"})
+                self._refuse(Caller(peer, None, None, admin=True), request.id, error, "request.unauthorized", {"op": request.op, "socket": "admin"}, key=key)
                 return
             caller = Caller(peer, None, None, admin=True, operator=True)
         else:
             who = self.tokens.verify(request.token) if request.token else None
             if who is None:
                 error = Unauthorized("unknown or expired run token" if request.token else "request carries no run token")
-                self._refuse(Caller(peer, None, None), request.id, error, "request.unauthorized", {"op": request.op})
+                self._refuse(Caller(peer, None, None), request.id, error, "request.unauthorized", {"op": request.op}, key=key)
                 return
             caller = Caller(peer, who[0], who[1])
+            if key != caller.key:
+                # Budgets go by the token the first bytes show; one placed later must not buy a second budget.
+                refusal = InvalidRequest(f"the run token must be the message's only token, within its first {_TOKEN_WITHIN} bytes (as ctx sends it)")
+                self._refuse(caller, request.id, refusal, "request.invalid", {"op": request.op}, key=key)
+                return
         handler = (_ADMIN_HANDLERS if admin else _STRATEGY_HANDLERS).get(request.op)
         if handler is None:
             refusal = InvalidRequest(f"operation {request.op!r} is not allowed on this socket")
@@ -397,7 +406,8 @@ class Engine:
         budget = self.audited_refusals
         if budget is None or not budget.delay(key):
             self.audit.record(
-                kind, {**detail, "error": error.to_dict()}, strategy=caller.strategy, run_id=caller.run_id, request_id=request_id, latency_us=latency_us,
+                kind, {**detail, "error": error.to_dict()}, strategy=caller.strategy or strategy_of(key), run_id=caller.run_id,
+                request_id=request_id, latency_us=latency_us,
             )
             return True
         self.stats.suppressed += 1

@@ -32,7 +32,7 @@ import zmq
 
 from brokers.base import ExecutionReport
 from host.trading.errors import RateLimited, ServiceUnavailable
-from host.trading.wire import MAX_MESSAGE_BYTES
+from host.trading.wire import HEAD_BYTES, MAX_MESSAGE_BYTES
 
 from .admission import Buckets, FairQueues, strategy_of
 from .engine import BrokerCall, Engine, Outcome
@@ -189,8 +189,18 @@ class RouterServer:
             return
         try:
             self._turn()
+        except BaseException:
+            if self.engine.failed:
+                # A commit failed: memory is ahead of the database. Nothing of this batch may leave (its answers
+                # would report what is not durable, its broker calls act on it); stop, and the restart recovers.
+                self.engine.take_replies()
+                self.engine.take_calls()
+                log.exception("a commit to the state database failed; the router stops")
+                self.request_stop()
+                return
+            raise
         finally:  # even after a handler's bug, what is queued or readable gets its turn
-            if self._events or self.queues or self._readable():
+            if not self._stopping and (self._events or self.queues or self._readable()):
                 self._want_turn()
 
     def _turn(self) -> None:
@@ -261,8 +271,10 @@ class RouterServer:
                 wait = round(wait, 3) or 0.001
                 reason = f"{_sender(key)} sent more than {requests.rate:g} requests a second (bursts of {requests.burst:g})"
             else:
-                # A byte-identical message from the same peer still waiting is a client's re-send: drop it.
-                if queues.put(key, (admin, key, frames), sum(len(f) for f in frames), dedupe=(frames[0], payload) if len(frames) == 2 else None):
+                # A strategy's byte-identical message with an id, from the same peer and still waiting, is its
+                # client's re-send of that request: drop it, the first is answered. Nothing else is dropped.
+                repeat = (frames[0], payload) if len(frames) == 2 and strategy_of(key) is not None and b'"id"' in payload[:HEAD_BYTES] else None
+                if queues.put(key, (admin, key, frames), sum(len(f) for f in frames), dedupe=repeat):
                     if time.perf_counter() > until:
                         break
                     continue
@@ -280,7 +292,7 @@ class RouterServer:
             # A DEALER peer sends one frame after its identity; anything else is answered, not read.
             self.engine.refuse(frames[0], f"a request is one frame; this message had {len(frames) - 1}", admin=admin, key=key)
             return
-        self.engine.handle(frames[0], frames[1], admin=admin)
+        self.engine.handle(frames[0], frames[1], admin=admin, key=key)
 
     @staticmethod
     def _send(sock: zmq.Socket[bytes], replies: list[tuple[bytes, bytes]]) -> None:

@@ -5,9 +5,11 @@ is re-sent every ``resend_interval`` seconds: the router answers a repeated id
 with the first answer (or attaches it to the one in progress), so a router
 that restarted mid-request finishes it instead of doing it twice. An answer
 marked ``"handled": false`` (the strategy over its request budget, the router
-stopping) is not final: the request is sent again after its ``retry_after``.
-Past the deadline the call raises that refusal's error if one came, else
-:class:`~host.trading.errors.ConnectionFailed`.
+stopping) is not final: the request is sent again after its ``retry_after``,
+several such requests one ``retry_after`` apart. Past the deadline a request
+fails with that refusal's error only if every copy sent was refused unhandled
+(so it surely made nothing), else with
+:class:`~host.trading.errors.ConnectionFailed` (its outcome unknown).
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class RouterClient:
             answers: dict[str, Any] = {}
             held: dict[str, float] = {}  # requests the router did not handle → when to send them again
             refused: dict[str, Any] = {}  # → the router's latest refusal of each
+            copies = dict.fromkeys(pending, 1)  # → copies sent, and how many of them came back unhandled:
+            unhandled = dict.fromkeys(pending, 0)  # only if all did was the request surely never handled
+            slot = 0.0  # when the latest held request is due: held requests go one retry_after apart
             for message in pending.values():
                 socket.send(message)
             next_resend = time.monotonic() + self._resend
@@ -76,19 +81,23 @@ class RouterClient:
                 now = time.monotonic()
                 if now >= deadline:
                     self._reset()  # late answers must not be read as answers to the next call
-                    waiting = [rid for rid in order if rid in pending and rid in refused]
-                    if waiting:
-                        raise error_from_dict(refused[waiting[0]].get("error") or {})
-                    ops = sorted({decode_reply(m)["op"] for m in pending.values()})
-                    raise ConnectionFailed(f"the router at {self.endpoint} did not answer {', '.join(ops)} within {self.timeout if timeout is None else timeout:g} s")
+                    seconds = self.timeout if timeout is None else timeout
+                    for rid in pending:
+                        answers[rid] = {"ok": False, "error": (
+                            refused[rid]["error"] if unhandled[rid] == copies[rid]
+                            else ConnectionFailed(f"the router at {self.endpoint} did not answer {decode_reply(pending[rid])['op']} {rid} within {seconds:g} s").to_dict()
+                        )}
+                    break
                 for rid, when in list(held.items()):
                     if when <= now:
                         del held[rid]
                         socket.send(pending[rid])
+                        copies[rid] += 1
                 if now >= next_resend:
                     for rid, message in pending.items():
                         if rid not in held:
                             socket.send(message)
+                            copies[rid] += 1
                     next_resend = now + self._resend
                 wait = min(deadline, next_resend, *held.values()) - now
                 if not socket.poll(max(1, int(wait * 1000)), zmq.POLLIN):
@@ -106,8 +115,11 @@ class RouterClient:
                         # Not handled (over budget, router stopping): send it again when told; the router's answer
                         # to an earlier copy may still come, and is the answer.
                         refused[rid] = reply
-                        retry = (reply.get("error") or {}).get("retry_after")
-                        held[rid] = time.monotonic() + max(float(retry or 0.0), 0.001)
+                        unhandled[rid] += 1
+                        if rid not in held:
+                            retry = max(float((reply.get("error") or {}).get("retry_after") or 0.0), 0.001)
+                            slot = max(slot, time.monotonic()) + retry
+                            held[rid] = slot
                         continue
                     del pending[rid]
                     held.pop(rid, None)

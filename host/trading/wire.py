@@ -44,6 +44,7 @@ __all__ = [
     "encode_request",
     "request_id_of",
     "token_of",
+    "HEAD_BYTES",
 ]
 
 PROTOCOL_VERSION = 1
@@ -85,37 +86,57 @@ def decode_request(payload: bytes) -> Request:
         raise InvalidRequest(f"bad request envelope: {describe_validation_error(exc)}") from None
 
 
-_HEAD = 512
+HEAD_BYTES = 512
 """How far into a message :func:`request_id_of` and :func:`token_of` look: clients put both first."""
-_ID = re.compile(rb'"id"\s*:\s*"([^"\\]{1,120})"')
-_TOKEN = re.compile(rb'"token"\s*:\s*"([^"\\]{1,400})"')
+_ID = re.compile(rb'"id"\s*:\s*"([^"\\]{1,480})"')
+_TOKEN = re.compile(rb'"token"\s*:\s*"([^"\\]{1,1600})"')
 
 
 def _scan(compact: bytes, pattern: re.Pattern[bytes], payload: bytes, longest: int) -> str | None:
     # A bounded scan, not a parse: this runs on every message a flood sends, however large or nested. The
     # compact form encode_request writes is found with bytes.find; the pattern takes any other spacing.
-    start = payload.find(compact, 0, _HEAD)
+    # Values with escapes are not read (None).
+    start = payload.find(compact, 0, HEAD_BYTES)
     if start >= 0:
         start += len(compact)
-        end = payload.find(b'"', start, start + longest + 1)
+        end = payload.find(b'"', start, start + 4 * longest + 1)
         value = payload[start:end] if end > start else None
         if value is None or b"\\" in value:
             return None
     else:
-        found = pattern.search(payload, 0, _HEAD)
+        found = pattern.search(payload, 0, HEAD_BYTES)
         if found is None:
             return None
         value = found.group(1)
     try:
-        return value.decode()
+        text = value.decode()
     except UnicodeDecodeError:
         return None
+    return text if len(text) <= longest else None
+
+
+_PARSED_ID_BYTES = 8192
+"""Up to this size, an id the scan cannot read is looked for by parsing the message."""
 
 
 def request_id_of(payload: bytes) -> str | None:
-    """The ``id`` of a request that was not (or could not be) parsed, if its first bytes show one, so the
-    reply can carry it. Plain string ids only: one with escapes in it is not read."""
-    return _scan(b'"id":"', _ID, payload, 120)
+    """The ``id`` of a request that was not (or could not be) parsed, so the reply can carry it: read from
+    the first bytes, or, for a small message, by parsing it (an id with escapes in it)."""
+    found = _scan(b'"id":"', _ID, payload, 120)
+    if found is not None or len(payload) > _PARSED_ID_BYTES:
+        return found
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    rid = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(rid, str) or not 0 < len(rid) <= 120:
+        return None
+    try:
+        rid.encode()  # a lone surrogate cannot be stored or hashed
+    except UnicodeEncodeError:
+        return None
+    return rid
 
 
 def token_of(payload: bytes) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
 import threading
 import time
 from decimal import Decimal
@@ -20,6 +21,7 @@ from host.trading.errors import (
     InvalidQuantity,
     InvalidRequest,
     OrderNotFound,
+    RateLimited,
     TradingError,
     Unauthorized,
 )
@@ -367,6 +369,71 @@ def test_a_stopping_router_answers_what_it_had_queued_unhandled_and_audits_it(ro
     made = router.query("SELECT count(*) FROM orders WHERE strategy = 'queued'")[0][0]
     assert made == codes["ok"] + codes.get("INSUFFICIENT_FUNDS", 0)  # an order for each handled one; none for the refused
     router.start()
+    assert router.cli("audit", "verify").returncode == 0
+
+
+def test_past_its_deadline_a_request_fails_as_refused_only_if_every_copy_was_refused(router: RouterProc) -> None:
+    # Two orders fit the burst and sit at a slow broker; their re-sends are refused unhandled. They were handled,
+    # so the client must say "no answer" (outcome unknown), never "not handled" (which would invite a re-place).
+    router.write_config("max_requests_per_second = 0.01\nrequest_burst = 2\n\n[brokers.paper]\ntype = \"paper\"\nlatency = 3\n")
+    router.start()
+    client = router.client("late", 8, timeout=1.5, resend_interval=0.3)
+    results = client.call_many([("order.place", MARKET, "a-1"), ("order.place", MARKET, "a-2"), ("order.place", MARKET, "a-3")], raise_first=False)
+    assert [type(r) for r in results] == [ConnectionFailed, ConnectionFailed, RateLimited]  # a-3: every copy refused
+    assert "did not answer order.place a-1" in str(results[0])
+    wait_for(lambda: len(router.query("SELECT 1 FROM orders WHERE strategy = 'late' AND status = 'FILLED'")) == 2, 10, message="the two fill")
+    assert sorted(r for (r,) in router.query("SELECT request_id FROM orders WHERE strategy = 'late'")) == ["a-1", "a-2"]
+
+
+def test_a_strategys_malformed_requests_are_audited_against_its_own_budget_not_everyones(router: RouterProc) -> None:
+    router.write_config("audited_refusals_per_second = 2\n")
+    router.start()
+    noisy = router.tokens().mint("noisy", 1)
+    context = zmq.Context()
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(router.endpoint)
+    try:
+        for n in range(300):
+            sock.send(encode_request(f"n{n}", "order.plase", {}, noisy))  # a misspelt op, with a genuine token
+        for _ in range(300):
+            assert sock.poll(10_000)
+            sock.recv()
+        for body in ([b"garbage once"], [b"garbage once"]):  # identical unauthenticated messages: each answered
+            sock.send_multipart(body)
+        for _ in range(2):
+            assert sock.poll(10_000) and json.loads(sock.recv())["error"]["code"] == "INVALID_REQUEST"
+    finally:
+        sock.close()
+        context.term()
+    with pytest.raises(InvalidRequest):
+        router.client("quiet").call("order.plase", {}, request_id="q-bad")
+    assert router.query("SELECT strategy FROM audit WHERE request_id = 'q-bad'") == [("quiet",)]  # its own row
+    wait_for(lambda: router.query("SELECT count(*) FROM audit WHERE kind = 'request.suppressed'")[0][0] >= 1, 5, message="the count")
+    sources = {json.loads(d)["source"]: strategy for d, strategy in router.query("SELECT detail, strategy FROM audit WHERE kind = 'request.suppressed'")}
+    assert sources == {"strategy noisy": "noisy"}
+    rows = router.query("SELECT count(*) FROM audit WHERE kind = 'request.invalid' AND strategy = 'noisy'")[0][0]
+    counted = sum(json.loads(d)["count"] for (d,) in router.query("SELECT detail FROM audit WHERE kind = 'request.suppressed'"))
+    assert rows < 50 and rows + counted == 300
+
+
+def test_a_failed_commit_stops_the_router_before_it_answers_and_the_restart_places_the_order_once(router: RouterProc) -> None:
+    router.start()
+    lock = sqlite3.connect(router.state / "tradehost.db", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # holds the write lock past the router's busy timeout (5 s): its commit fails
+    try:
+        with pytest.raises(ConnectionFailed):
+            router.client("locked", 2, timeout=2).call("order.place", MARKET, request_id="L-1")
+        assert router.process is not None
+        assert router.process.wait(15) == 1  # stopped, and said it failed
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert "commit to the state database failed" in router.stderr()
+    router.start()
+    order = router.client("locked", 2).call("order.place", MARKET, request_id="L-1")
+    assert order["status"] == "FILLED"
+    assert router.query("SELECT count(*) FROM orders WHERE request_id = 'L-1'") == [(1,)]
     assert router.cli("audit", "verify").returncode == 0
 
 

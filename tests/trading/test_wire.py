@@ -41,9 +41,14 @@ def test_the_request_id_of_a_bad_request_is_recovered_when_readable() -> None:
     assert request_id_of(b'{"v": 9, "id": "r5.2"}') == "r5.2"
     assert request_id_of(b"garbage") is None
     assert request_id_of(b'{"id": 5}') is None
-    assert request_id_of(b'{"id": "\\ud800"}') is None  # escapes are not read: a lone surrogate never gets through
+    assert request_id_of(b'{"id": "\\ud800"}') is None  # a lone surrogate cannot be stored or hashed
     assert request_id_of(b'{"id": "\xff\xfe"}') is None
-    assert request_id_of(b'{"body": "' + b"x" * 600 + b'", "id": "late"}') is None  # only the first bytes are looked at
+    assert request_id_of(b'{"id": "' + b"x" * 121 + b'"}') is None
+    # Read from the first bytes, or, in a small message, by parsing it: escapes, non-ASCII, an id placed late.
+    assert request_id_of(b'{"id": "with\\"quote", "op": 1}') == 'with"quote'
+    assert request_id_of(b'{"id":"' + ("é" * 120).encode() + b'"}') == "é" * 120
+    assert request_id_of(b'{"body": "' + b"x" * 600 + b'", "id": "late"}') == "late"
+    assert request_id_of(b'{"body": "' + b"x" * 9000 + b'", "id": "late"}') is None  # large: the first bytes only
 
 
 def test_requests_carry_their_id_and_token_first_where_the_router_reads_them_unparsed() -> None:
