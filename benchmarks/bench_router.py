@@ -385,8 +385,9 @@ def throughput(router: Router | FloorRouter, processes: int, seconds: float, win
 # -- 7. one strategy floods the router ------------------------------------------------------------------
 
 
-FLOODS = {"garbage": 1, "read": 1, "garbage, 100 connections": 100}
-"""What the flooder sends → over how many connections."""
+FLOODS = {"garbage": 1, "read": 1, "garbage, 100 connections": 100, "garbage without a token, 100 connections": 100}
+"""What the flooder sends → over how many connections. Garbage carries the flooding strategy's token (its
+first bytes are a genuine request's) unless it says it does not."""
 
 
 def _flooder(endpoint: str, token: str, kind: str, seconds: float, out: Any) -> None:
@@ -404,8 +405,10 @@ def _flooder(endpoint: str, token: str, kind: str, seconds: float, out: Any) -> 
         for sock in socks:
             for _ in range(500 // len(socks)):
                 sent += 1
-                if kind.startswith("garbage"):
+                if kind.startswith("garbage without"):
                     message = b'{"v": 1, "id": "f%d", "op": "nope"' % sent  # unterminated JSON
+                elif kind.startswith("garbage"):
+                    message = b'{"v": 1, "token": "%s", "id": "f%d", "op": "nope"' % (token.encode(), sent)
                 else:
                     message = encode_request(f"f{sent}", "order.get", {"client_order_id": "nope"}, token)
                 try:
@@ -423,9 +426,10 @@ def _flooder(endpoint: str, token: str, kind: str, seconds: float, out: Any) -> 
     out.send(sent)
 
 
-def flood(router: Router, kind: str, seconds: float) -> dict[str, float]:
+def flood(router: Router, kind: str, seconds: float, run_id: int) -> dict[str, float]:
     """Another strategy's market orders, one at a time, while one strategy floods the router with ``kind``
-    (``garbage``: unterminated JSON; ``read``: order.get of an order that does not exist; see FLOODS)."""
+    (``garbage``: unterminated JSON; ``read``: order.get of an order that does not exist; see FLOODS). Each
+    flood's victim is a run of its own (``run_id``), so every order it places is new."""
     database = list((router.root / "state").glob("tradehost.db*"))
     size = sum(f.stat().st_size for f in database)
     rows = router.count("SELECT count(*) FROM audit")
@@ -434,7 +438,7 @@ def flood(router: Router, kind: str, seconds: float) -> dict[str, float]:
     started = time.monotonic()
     flooder.start()
     time.sleep(0.5)
-    client = router.client("victim", 67)
+    client = router.client("victim", run_id)  # a run of its own each time: its request ids are new orders
     samples = []
     until = time.monotonic() + seconds
     while time.monotonic() < until:
@@ -469,7 +473,7 @@ def _flood_side_by_side(tree: Path | None, seconds: float) -> dict[str, dict[str
     root = Path(tempfile.mkdtemp(prefix="thb-", dir="/tmp"))
     router = Router(root, tree)
     try:
-        return {kind: flood(router, kind, seconds) for kind in FLOODS}
+        return {kind: flood(router, kind, seconds, 100 + n) for n, kind in enumerate(FLOODS)}
     finally:
         router.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -566,7 +570,7 @@ def main() -> None:
         order_http = http_json(router, "/orders", count)
         order_zmq = zmq_order(router, count)
         flow = throughput(router, 10, seconds, 64)
-        floods = {kind: flood(router, kind, seconds / 2) for kind in FLOODS}
+        floods = {kind: flood(router, kind, seconds / 2, 100 + n) for n, kind in enumerate(FLOODS)}
         intact = subprocess.run([sys.executable, "-m", "host", "audit", "verify", "--config", str(root / "supervisor.toml")], capture_output=True, text=True)
     finally:
         router.stop()

@@ -190,17 +190,19 @@ class RouterServer:
         try:
             self._turn()
         except BaseException:
+            if not self.engine.failed:
+                raise
+            log.exception("a commit to the state database failed")
+        finally:  # even after a handler's bug, what is queued or readable gets its turn
             if self.engine.failed:
-                # A commit failed: memory is ahead of the database. Nothing of this batch may leave (its answers
-                # would report what is not durable, its broker calls act on it); stop, and the restart recovers.
+                # Memory is ahead of the database (a commit failed, here or inside a handler): nothing of this batch
+                # may leave (its answers would report what is not durable, its broker calls act on it). Stop; the
+                # restart recovers from what was committed.
                 self.engine.take_replies()
                 self.engine.take_calls()
-                log.exception("a commit to the state database failed; the router stops")
+                log.error("the router stops: a commit to the state database failed")
                 self.request_stop()
-                return
-            raise
-        finally:  # even after a handler's bug, what is queued or readable gets its turn
-            if not self._stopping and (self._events or self.queues or self._readable()):
+            elif not self._stopping and (self._events or self.queues or self._readable()):
                 self._want_turn()
 
     def _turn(self) -> None:
@@ -219,7 +221,7 @@ class RouterServer:
             self._summary_due = True  # the last second of a flood is summarised even if nothing else arrives
             self._loop.call_later(engine.suppressed.every, self._summary_wake)
         self._forget_idle()
-        if not handled:
+        if not handled or engine.failed:
             return
         engine.commit()
         self.send_replies()

@@ -2,7 +2,7 @@
 
 ::
 
-    request  {"v": 1, "id": "r17.4", "token": "<run token>", "op": "order.place", "body": {...}}
+    request  {"v": 1, "token": "<run token>", "id": "r17.4", "op": "order.place", "body": {...}}
     reply    {"v": 1, "id": "r17.4", "ok": true,  "result": ...}
              {"v": 1, "id": "r17.4", "ok": false, "error": {"code": "INVALID_QUANTITY", "message": ..., ...}}
 
@@ -88,8 +88,8 @@ def decode_request(payload: bytes) -> Request:
 
 HEAD_BYTES = 512
 """How far into a message :func:`request_id_of` and :func:`token_of` look: clients put both first."""
-_ID = re.compile(rb'"id"\s*:\s*"([^"\\]{1,480})"')
-_TOKEN = re.compile(rb'"token"\s*:\s*"([^"\\]{1,1600})"')
+_ID = re.compile(rb'"id"\s*:\s*"([^"]{1,720})"')
+_TOKEN = re.compile(rb'"token"\s*:\s*"([^"]{1,2400})"')
 
 
 def _scan(compact: bytes, pattern: re.Pattern[bytes], payload: bytes, longest: int) -> str | None:
@@ -99,9 +99,9 @@ def _scan(compact: bytes, pattern: re.Pattern[bytes], payload: bytes, longest: i
     start = payload.find(compact, 0, HEAD_BYTES)
     if start >= 0:
         start += len(compact)
-        end = payload.find(b'"', start, start + 4 * longest + 1)
+        end = payload.find(b'"', start, start + 6 * longest + 1)
         value = payload[start:end] if end > start else None
-        if value is None or b"\\" in value:
+        if value is None:
             return None
     else:
         found = pattern.search(payload, 0, HEAD_BYTES)
@@ -109,10 +109,17 @@ def _scan(compact: bytes, pattern: re.Pattern[bytes], payload: bytes, longest: i
             return None
         value = found.group(1)
     try:
-        text = value.decode()
-    except UnicodeDecodeError:
+        # \uXXXX escapes (json.dumps writes them for non-ASCII): read the literal as JSON does.
+        text = json.loads(b'"' + value + b'"') if b"\\" in value else value.decode()
+    except (ValueError, UnicodeDecodeError):
         return None
-    return text if len(text) <= longest else None
+    if not isinstance(text, str) or len(text) > longest:
+        return None
+    try:
+        text.encode()  # a lone surrogate cannot be stored or hashed
+    except UnicodeEncodeError:
+        return None
+    return text
 
 
 _PARSED_ID_BYTES = 8192
@@ -190,10 +197,11 @@ def encode_error(request_id: str | None, error: TradingError, *, handled: bool =
 
 
 def encode_request(request_id: str, op: str, body: dict[str, Any], token: str | None = None) -> bytes:
-    # id and token first: the router reads both from a message's first bytes before parsing it.
-    message: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id}
+    # Token and id first: the router reads both from a message's first bytes before parsing it.
+    message: dict[str, Any] = {"v": PROTOCOL_VERSION}
     if token is not None:
         message["token"] = token
+    message["id"] = request_id
     message["op"] = op
     message["body"] = body
     return _dumps(message)

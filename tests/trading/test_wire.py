@@ -53,10 +53,16 @@ def test_the_request_id_of_a_bad_request_is_recovered_when_readable() -> None:
 
 def test_requests_carry_their_id_and_token_first_where_the_router_reads_them_unparsed() -> None:
     message = encode_request("r5.2", "order.place", {"tag": "x" * 5000}, "7.sma.abc")
-    assert message.startswith(b'{"v":1,"id":"r5.2","token":"7.sma.abc"')
+    assert message.startswith(b'{"v":1,"token":"7.sma.abc","id":"r5.2"')
     assert (request_id_of(message), token_of(message)) == ("r5.2", "7.sma.abc")
     assert token_of(encode_request("r1", "ping", {})) is None
     assert decode_request(message).token == "7.sma.abc"
+    # An id of escaped characters (six bytes each) cannot push the token out of the first bytes.
+    assert token_of(encode_request("\x01" * 120, "ping", {}, "7.sma.abc")) == "7.sma.abc"
+    assert request_id_of(encode_request("\x01" * 120, "ping", {}, "7.sma.abc")) == "\x01" * 120
+    # What json.dumps writes when orjson refuses a message: non-ASCII as \\u escapes, still read.
+    escaped = json.dumps({"v": 1, "token": "3.stratégie.abc", "id": "r1", "op": "ping", "body": {}}).encode()
+    assert (token_of(escaped), request_id_of(escaped)) == ("3.stratégie.abc", "r1")
 
 
 def test_an_unhandled_refusal_says_so_and_a_handled_one_does_not() -> None:
