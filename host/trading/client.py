@@ -60,6 +60,7 @@ class RouterClient:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         with self._lock:
             socket = self._connect()
+            self._discard_late(socket)
             pending: dict[str, bytes] = {}
             order: list[str] = []
             for op, body, request_id in requests:
@@ -137,6 +138,16 @@ class RouterClient:
         if raise_first and first_error is not None:
             raise first_error
         return results
+
+    @staticmethod
+    def _discard_late(socket: zmq.Socket[bytes]) -> None:
+        """Drop answers that came after their call returned (to a re-send): a call that reuses a request id
+        must not count a refusal of an earlier call's copy as its own."""
+        try:
+            while True:
+                socket.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            pass
 
     def close(self) -> None:
         with self._lock:

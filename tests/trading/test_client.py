@@ -14,11 +14,12 @@ import pytest
 import zmq
 
 from host.trading.client import RouterClient
-from host.trading.errors import ConnectionFailed, Denied, InsufficientFunds, InvalidQuantity, InvalidRequest, OrderNotFound
+from host.trading.errors import ConnectionFailed, Denied, InsufficientFunds, InvalidQuantity, InvalidRequest, OrderNotFound, RateLimited
 
 Message = dict[str, Any]
 Handler = Callable[[Message, int], list[Message]]
-"""(request, how many requests arrived so far) → the replies to send back."""
+"""(request, how many requests arrived so far) → the replies to send back. A reply with a ``"_later"`` key is
+sent that many seconds later (the key removed)."""
 
 
 def ok(request: Message, result: Any) -> Message:
@@ -49,14 +50,22 @@ class FakeRouter:
         sock.setsockopt(zmq.LINGER, 0)
         sock.bind(self.endpoint)
         self._ready.set()
+        later: list[tuple[float, bytes, Message]] = []
         try:
             while not self._stop.is_set():
-                if not sock.poll(20, zmq.POLLIN):
+                for item in [i for i in later if i[0] <= time.monotonic()]:
+                    later.remove(item)
+                    sock.send_multipart([item[1], json.dumps(item[2]).encode()])
+                if not sock.poll(5, zmq.POLLIN):
                     continue
                 peer, payload = sock.recv_multipart()
                 self.received.append(payload)
                 for reply in self.handler(json.loads(payload), len(self.received)):
-                    sock.send_multipart([peer, json.dumps(reply).encode()])
+                    if "_later" in reply:
+                        delay = reply.pop("_later")
+                        later.append((time.monotonic() + delay, peer, reply))
+                    else:
+                        sock.send_multipart([peer, json.dumps(reply).encode()])
         finally:
             sock.close(linger=0)
             context.term()
@@ -269,3 +278,56 @@ def test_threads_sharing_a_client_each_get_their_own_answer(serve: Callable[[Han
         t.join(10)
     assert not errors
     assert answers == {i * 10 + j: {"i": i, "j": j} for i in range(4) for j in range(5)}
+
+
+def unhandled(request: Message, retry_after: float = 0.05) -> Message:
+    """The router's answer to a request it did not handle (over budget, stopping)."""
+    error = {"code": "RATE_LIMITED", "message": "over budget; not handled", "retry_after": retry_after}
+    return {"v": 1, "id": request["id"], "ok": False, "handled": False, "error": error}
+
+
+def test_a_request_answered_unhandled_is_sent_again_after_retry_after(serve: Callable[[Handler], FakeRouter], clients: Callable[..., RouterClient]) -> None:
+    server = serve(lambda request, count: [unhandled(request)] if count == 1 else [ok(request, count)])
+    client = clients(server.endpoint, timeout=3.0, resend_interval=1.0)
+    started = time.monotonic()
+    assert client.call("order.place", {}) == 2
+    assert 0.04 <= time.monotonic() - started < 0.9  # after retry_after, not the resend interval
+
+
+def test_held_requests_go_one_retry_after_apart(serve: Callable[[Handler], FakeRouter], clients: Callable[..., RouterClient]) -> None:
+    seen: dict[str, int] = {}
+
+    def handler(request: Message, _count: int) -> list[Message]:
+        seen[request["id"]] = seen.get(request["id"], 0) + 1
+        return [unhandled(request, 0.05)] if seen[request["id"]] == 1 else [ok(request, time.monotonic())]
+
+    client = clients(serve(handler).endpoint, timeout=3.0, resend_interval=2.0)
+    times = client.call_many([("ping", {}, None) for _ in range(5)])
+    gaps = [b - a for a, b in zip(sorted(times), sorted(times)[1:])]
+    assert all(g >= 0.03 for g in gaps)  # not all at once when the budget comes back
+
+
+def test_past_the_deadline_a_request_fails_as_refused_only_if_every_copy_was(serve: Callable[[Handler], FakeRouter], clients: Callable[..., RouterClient]) -> None:
+    # a-1: the first copy was taken (no answer yet), its re-send refused; a-2: every copy refused.
+    def handler(request: Message, _count: int) -> list[Message]:
+        if request["id"] == "a-1" and not any(json.loads(m)["id"] == "a-1" for m in server.received[:-1]):
+            return []
+        return [unhandled(request, 10.0)]
+
+    server = serve(handler)
+    client = clients(server.endpoint, timeout=0.6, resend_interval=0.2)
+    results = client.call_many([("order.place", {}, "a-1"), ("order.place", {}, "a-2")], raise_first=False)
+    assert [type(r) for r in results] == [ConnectionFailed, RateLimited]
+    with pytest.raises(RateLimited, match="not handled"):
+        client.call("order.place", {}, request_id="a-3", timeout=0.3)
+
+
+def test_a_late_refusal_of_an_earlier_calls_copy_does_not_count_for_a_new_call(serve: Callable[[Handler], FakeRouter], clients: Callable[..., RouterClient]) -> None:
+    # The first call is answered, then a refusal of its re-send arrives late; the second call (same id) gets no
+    # answer: it must fail as "no answer" (outcome unknown), not as refused (which would say nothing was made).
+    server = serve(lambda request, count: [ok(request, "placed"), {**unhandled(request, 10.0), "_later": 0.05}] if count == 1 else [])
+    client = clients(server.endpoint, timeout=0.4, resend_interval=1.0)
+    assert client.call("order.place", {}, request_id="same") == "placed"
+    time.sleep(0.2)  # the late refusal is waiting in the socket
+    with pytest.raises(ConnectionFailed):
+        client.call("order.place", {}, request_id="same")
