@@ -42,13 +42,20 @@ def call_admin(config: Config, op: str, body: dict[str, Any], *, timeout: float 
     context = zmq.Context()
     sock = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    deadline = time.monotonic() + timeout
     try:
         sock.connect(f"ipc://{path}")
-        request_id = secrets.token_hex(8)
-        sock.send(encode_request(request_id, op, body, read_token(config.router_admin_token_file)))
-        if not sock.poll(int(timeout * 1000), zmq.POLLIN):
-            raise ControlError(f"the router did not answer {op} within {timeout:g} s", code="NOT_RUNNING")
-        reply = json.loads(sock.recv())
+        message = encode_request(secrets.token_hex(8), op, body, read_token(config.router_admin_token_file))
+        while True:
+            sock.send(message)
+            if not sock.poll(max(0, int((deadline - time.monotonic()) * 1000)), zmq.POLLIN):
+                raise ControlError(f"the router did not answer {op} within {timeout:g} s", code="NOT_RUNNING")
+            reply = json.loads(sock.recv())
+            # Not handled (the admin socket over its budget, the router stopping): send it again when told, in time.
+            retry = float((reply.get("error") or {}).get("retry_after") or 0.1)
+            if reply.get("handled") is not False or time.monotonic() + retry >= deadline:
+                break
+            time.sleep(retry)
     finally:
         sock.close(linger=0)
         context.term()

@@ -347,8 +347,8 @@ class Engine:
     def _run(self, caller: Caller, request: Request, handler: _Handler, started: float) -> None:
         """Run one request's handler; every failure becomes a typed error reply and an audit row."""
         try:
-            handler(self, caller, request, started)
-            if request.op in _READS:
+            outcome = handler(self, caller, request, started)
+            if request.op in _READS and outcome is not _ATTACHED:
                 self.audit.record(
                     "request.read", {"op": request.op, "body": _trimmed(request.body)}, strategy=caller.strategy, run_id=caller.run_id,
                     request_id=request.id, latency_us=int((time.perf_counter() - started) * 1e6),
@@ -605,17 +605,23 @@ class Engine:
         record = self._own_order(caller, request.body)
         self._answer_order(caller.peer, request.id, "order.get", record)
 
-    def _wait(self, caller: Caller, request: Request, started: float) -> None:
+    def _wait(self, caller: Caller, request: Request, started: float) -> object:
         record = self._own_order(caller, request.body)
         timeout = request.body.get("timeout", 30.0)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 <= timeout <= 86400:
             raise InvalidRequest(f"timeout must be a number of seconds between 0 and 86400, got {timeout!r}")
         if record.is_terminal or timeout == 0 or self.schedule is None:
             self._answer_order(caller.peer, request.id, "order.wait", record)
-            return
+            return None
+        for waiting in self._waiting.get(record.client_order_id, ()):
+            if waiting.request_id == request.id:
+                # The client's re-send of a wait in progress: that wait answers it, on the connection it came last.
+                waiting.peer = caller.peer
+                return _ATTACHED
         waiter = _Waiter(caller.peer, request.id, "order.wait")
         self._waiting[record.client_order_id].append(waiter)
         self.schedule(float(timeout), lambda: self._wait_expired(record.client_order_id, waiter))
+        return None
 
     def _wait_expired(self, cid: str, waiter: _Waiter) -> None:
         waiters = self._waiting.get(cid)
@@ -1042,7 +1048,10 @@ def _report_detail(report: ExecutionReport) -> dict[str, Any]:
     return detail
 
 
-_Handler = Callable[[Engine, Caller, Request, float], None]
+_Handler = Callable[[Engine, Caller, Request, float], object]
+"""Returns None, or _ATTACHED for a re-send joined to the same request in progress (audited once, not again)."""
+
+_ATTACHED = object()
 
 _READS = frozenset({"order.get", "order.wait", "orders", "positions", "account", "quote", "ping", "status", "brokers"})
 """Requests that change nothing; each still leaves an audit row (a broker read also one for the call)."""

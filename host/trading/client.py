@@ -29,6 +29,16 @@ from .wire import decode_reply, encode_request
 __all__ = ["RouterClient"]
 
 
+def _send(socket: zmq.Socket[bytes], message: bytes) -> bool:
+    """Queue a copy without waiting: with the router down, copies pile up to the socket's limit, and a
+    blocking send would then hold the call (and its lock) past its deadline. False if it was not queued."""
+    try:
+        socket.send(message, zmq.NOBLOCK)
+    except zmq.Again:
+        return False
+    return True
+
+
 class RouterClient:
     """One strategy run's connection to the router; safe to share between the run's threads."""
 
@@ -75,8 +85,9 @@ class RouterClient:
             copies = dict.fromkeys(pending, 1)  # → copies sent, and how many of them came back unhandled:
             unhandled = dict.fromkeys(pending, 0)  # only if all did was the request surely never handled
             slot = 0.0  # when the latest held request is due: held requests go one retry_after apart
-            for message in pending.values():
-                socket.send(message)
+            for rid, message in pending.items():
+                if not _send(socket, message):
+                    copies[rid] = 0  # not even queued (the router gone a long while): the next re-send tries again
             next_resend = time.monotonic() + self._resend
             while pending:
                 now = time.monotonic()
@@ -85,20 +96,18 @@ class RouterClient:
                     seconds = self.timeout if timeout is None else timeout
                     for rid in pending:
                         answers[rid] = {"ok": False, "error": (
-                            refused[rid]["error"] if unhandled[rid] == copies[rid]
+                            refused[rid]["error"] if rid in refused and unhandled[rid] == copies[rid]
                             else ConnectionFailed(f"the router at {self.endpoint} did not answer {decode_reply(pending[rid])['op']} {rid} within {seconds:g} s").to_dict()
                         )}
                     break
                 for rid, when in list(held.items()):
                     if when <= now:
                         del held[rid]
-                        socket.send(pending[rid])
-                        copies[rid] += 1
+                        copies[rid] += _send(socket, pending[rid])
                 if now >= next_resend:
                     for rid, message in pending.items():
                         if rid not in held:
-                            socket.send(message)
-                            copies[rid] += 1
+                            copies[rid] += _send(socket, message)
                     next_resend = now + self._resend
                 wait = min(deadline, next_resend, *held.values()) - now
                 if not socket.poll(max(1, int(wait * 1000)), zmq.POLLIN):

@@ -437,6 +437,29 @@ def test_a_failed_commit_stops_the_router_before_it_answers_and_the_restart_plac
     assert router.cli("audit", "verify").returncode == 0
 
 
+def test_the_clients_re_sends_of_a_wait_join_the_wait_in_progress(router: RouterProc) -> None:
+    router.start()
+    client = router.client("patient", 3, resend_interval=0.1)
+    order = place(client, {**MARKET, "type": "LIMIT", "limit_price": "0.50000"})  # rests: the wait runs its course
+    started = time.monotonic()
+    waited = client.call("order.wait", {"client_order_id": order["client_order_id"], "timeout": 1.5}, request_id="w-1")
+    assert waited["status"] == "ACCEPTED" and 1.4 <= time.monotonic() - started < 3
+    # About fifteen copies were sent; one wait ran, and it was audited once.
+    assert router.query("SELECT count(*) FROM audit WHERE request_id = 'w-1'") == [(1,)]
+
+
+def test_an_operator_command_over_the_admin_budget_is_sent_again_not_failed(router: RouterProc) -> None:
+    router.write_config("max_requests_per_second = 0.5\nrequest_burst = 1\n")
+    router.start()
+    assert router.cli("halt", "--reason", "first").returncode == 0
+    resumed = router.cli("resume")  # within the second the budget needs to refill: answered unhandled, then sent again
+    assert resumed.returncode == 0, resumed.stderr
+    unhandled = router.query("SELECT count(*) FROM audit WHERE kind = 'request.unhandled'")[0][0]
+    assert unhandled >= 1
+    (detail,), = router.query("SELECT detail FROM audit WHERE kind = 'operator.resume'")
+    assert json.loads(detail)["to"] == "ACTIVE"  # resumed once, though sent twice
+
+
 def test_a_router_killed_mid_stream_loses_no_acknowledged_order_and_sends_none_twice(router: RouterProc) -> None:
     router.start()
     acknowledged: list[str] = []

@@ -331,3 +331,23 @@ def test_a_late_refusal_of_an_earlier_calls_copy_does_not_count_for_a_new_call(s
     time.sleep(0.2)  # the late refusal is waiting in the socket
     with pytest.raises(ConnectionFailed):
         client.call("order.place", {}, request_id="same")
+
+
+def test_with_no_router_at_all_a_large_basket_still_fails_at_its_deadline() -> None:
+    # Copies of 300 requests, re-sent every 50 ms, fill the socket's queue (1,000) long before the deadline;
+    # a send that waited for room would hold the call, and the client's lock, until a router came.
+    folder = tempfile.mkdtemp(prefix="thc-", dir="/tmp")
+    client = RouterClient(f"ipc://{folder}/nobody.sock", "tok-en", request_prefix="r9", timeout=1.0, resend_interval=0.05)
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(client.call_many([("ping", {}, None)] * 300, raise_first=False)), daemon=True)
+    try:
+        started = time.monotonic()
+        worker.start()
+        worker.join(10)
+        assert not worker.is_alive(), "the call outlived its deadline"
+        assert time.monotonic() - started < 5
+        assert len(outcome[0]) == 300 and all(isinstance(r, ConnectionFailed) for r in outcome[0])
+    finally:
+        if not worker.is_alive():  # a call stuck in send holds the client's lock: close would wait for it too
+            client.close()
+        shutil.rmtree(folder, ignore_errors=True)
