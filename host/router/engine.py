@@ -226,8 +226,6 @@ class Engine:
         self._lookups: dict[str, int] = {}
         self.audited_refusals = audited_refusals
         """Per sender: how many refusals get an audit row each (None: all); see .admission."""
-        self._keys: dict[str, bytes] = {}
-        """Genuine run tokens seen → their strategy's key."""
         self.suppressed = Tally()
         """Refusals over that budget, counted until their request.suppressed row is due."""
         """Orders with an unknown outcome → lookups that found nothing so far."""
@@ -383,17 +381,8 @@ class Engine:
         token = token_of(payload)
         if admin:
             return OPERATOR if token is not None and token_matches(token, self.admin_token) else ADMIN_UNAUTHENTICATED
-        if token is None:
-            return UNAUTHENTICATED
-        key = self._keys.get(token)
-        if key is None:
-            who = self.tokens.verify(token)
-            if who is None:
-                return UNAUTHENTICATED  # forged tokens are not remembered: there is no end to them
-            if len(self._keys) > 50_000:
-                self._keys.clear()  # tokens of long-ended runs; live ones are looked up again once
-            key = self._keys[token] = strategy_key(who[0])
-        return key
+        who = self.tokens.verify(token) if token is not None else None  # genuine tokens are cached there
+        return strategy_key(who[0]) if who is not None else UNAUTHENTICATED
 
     def _refuse(
         self, caller: Caller, request_id: str | None, error: TradingError, kind: str, detail: dict[str, Any], *,

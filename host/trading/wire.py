@@ -109,7 +109,7 @@ def _scan(compact: bytes, pattern: re.Pattern[bytes], payload: bytes, longest: i
             return None
         value = found.group(1)
     try:
-        # \uXXXX escapes (json.dumps writes them for non-ASCII): read the literal as JSON does.
+        # Backslash escapes (json.dumps writes non-ASCII as \u escapes): read the literal as JSON does.
         text = json.loads(b'"' + value + b'"') if b"\\" in value else value.decode()
     except (ValueError, UnicodeDecodeError):
         return None
